@@ -1,0 +1,32 @@
+"""sksearch: ablation and architecture search for Selective Kernel Networks (SKNet, CVPR 2019).
+
+Importing the package, building and counting models needs only torch (and fvcore for the fvcore
+counter); ray and optuna are imported by the sweep machinery alone.
+"""
+
+from sksearch.layers import record_attention
+from sksearch.nets import SKNet, build
+from sksearch.presets import list_presets, preset
+from sksearch.spec import Branch, ConfigError, NetSpec, Stage, Unit, read_spec
+
+
+def create_model(name: str, num_classes: int = 1000, **overrides) -> SKNet:
+    """timm-style constructor: `create_model("sknet50", num_classes=10)`."""
+    return build(name, num_classes=num_classes, **overrides)
+
+
+__all__ = [
+    "Branch",
+    "ConfigError",
+    "NetSpec",
+    "SKNet",
+    "Stage",
+    "Unit",
+    "build",
+    "create_model",
+    "list_presets",
+    "preset",
+    "read_spec",
+    "record_attention",
+]
+__version__ = "0.1.0"

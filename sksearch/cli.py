@@ -1,0 +1,160 @@
+"""The `sksearch` command. Each verb parses its flags and calls into the modules; nothing else.
+
+Bad input of any kind ends in one line on stderr naming the field and the reason, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sksearch.spec import ConfigError, NetSpec, read_spec
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> None:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def spec_argument(text: str) -> tuple[str, NetSpec]:
+    """A preset name or a spec YAML file, with the label to show for it."""
+    from sksearch.presets import preset
+
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return Path(text).stem, read_spec(text)
+    return text, preset(text)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+# -- verbs --------------------------------------------------------------------------------------
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from sksearch.complexity import count
+    from sksearch.presets import PRESETS
+
+    print(f"{'name':32s} {'params (M)':>10s} {'GMACs':>8s}  description")
+    for name, entry in PRESETS.items():
+        complexity = count(name)
+        print(f"{name:32s} {complexity.params_m:10.3f} {complexity.gmacs:8.3f}  {entry.description}")
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    _, spec = spec_argument(args.model)
+    text = spec.to_yaml()
+    if args.out:
+        from sksearch.files import atomic_write_text
+
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out} (archid {spec.archid})")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    from sksearch.complexity import count
+
+    label, spec = spec_argument(args.model)
+    methods = ("analytic", "fvcore") if args.method == "both" else (args.method,)
+    results = {method: count(spec, method, args.input_size) for method in methods}
+    mismatch = len(results) == 2 and (
+        results["analytic"].params != results["fvcore"].params or results["analytic"].macs != results["fvcore"].macs
+    )
+    if args.json:
+        payload = {"model": label, "archid": spec.archid, **{m: c.to_dict() for m, c in results.items()}}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_format_count(label, spec, results))
+    if mismatch:
+        sys.stderr.write("sksearch count: error: the analytic and fvcore counts disagree (please report)\n")
+        return 1
+    return 0
+
+
+def _format_count(label: str, spec: NetSpec, results: dict) -> str:
+    first = next(iter(results.values()))
+    lines = [
+        f"{label}  archid {spec.archid}  template {spec.template}  input {first.input_size}x{first.input_size}  "
+        f"M={spec.num_branches}",
+        f"{'method':9s} {'params':>12s} {'GMACs':>9s} {'fvcore GFLOPs':>14s} {'elementwise GFLOPs':>19s}",
+    ]
+    for method, complexity in results.items():
+        fvcore = "-" if complexity.fvcore_flops is None else f"{complexity.fvcore_flops / 1e9:.4f}"
+        extra = "-" if complexity.elementwise_flops is None else f"{complexity.elementwise_flops / 1e9:.4f}"
+        lines.append(f"{method:9s} {complexity.params:>12,d} {complexity.gmacs:9.4f} {fvcore:>14s} {extra:>19s}")
+    lines.append(f"{'part':9s} {'params (M)':>12s} {'GMACs':>9s} {'activations (M)':>16s}")
+    for part in first.parts:
+        lines.append(f"{part.name:9s} {part.params / 1e6:12.3f} {part.macs / 1e9:9.4f} {part.activations / 1e6:16.3f}")
+    lines.append("params: learnable parameters; GMACs: conv + linear multiply-accumulates (the paper's GFLOPs)")
+    return "\n".join(lines)
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from sksearch.paper import write_report
+
+    csv_path, md_path = write_report(args.out)
+    print(md_path.read_text())
+    print(f"wrote {csv_path} and {md_path}")
+    return 0
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sksearch", description="Ablation and architecture search for SKNets.")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    verb("presets", cmd_presets, "list the named models with their params and GMACs")
+
+    spec = verb("spec", cmd_spec, "print (or write) the spec YAML of a preset or spec file")
+    spec.add_argument("model", help="preset name or spec YAML file")
+    spec.add_argument("--out", help="write the YAML to this file instead of printing it")
+
+    counting = verb("count", cmd_count, "count params and MACs of a preset or spec file")
+    counting.add_argument("model", help="preset name or spec YAML file")
+    counting.add_argument("--method", choices=("analytic", "fvcore", "both"), default="analytic")
+    counting.add_argument("--input-size", type=positive_int, help="input resolution (default: the spec's)")
+    counting.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    paper = verb("paper", cmd_paper, "regenerate the paper's complexity columns beside the published figures")
+    paper.add_argument("--out", default="results/paper", help="folder for complexity.csv and .md")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        sys.stderr.write(f"sksearch {args.verb}: error: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"sksearch {args.verb}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

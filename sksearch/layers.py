@@ -1,0 +1,149 @@
+"""Building blocks: conv-BN-act, the SK convolution (split / fuse / select) and SE.
+
+Only torch is imported here: a GPU box or a laptop can build models without ray, optuna or fvcore.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from sksearch.spec import Unit
+
+
+class ConvBnAct(nn.Sequential):
+    """conv (no bias) -> BN -> optional ReLU, 'same' padding for any dilation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int = 1,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        act: bool = True,
+    ):
+        layers: OrderedDict[str, nn.Module] = OrderedDict(
+            conv=nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel,
+                stride=stride,
+                padding=dilation * (kernel - 1) // 2,
+                dilation=dilation,
+                groups=groups,
+                bias=False,
+            ),
+            bn=nn.BatchNorm2d(out_channels),
+        )
+        if act:
+            layers["act"] = nn.ReLU(inplace=True)
+        super().__init__(layers)
+
+
+class SelectAttention(nn.Module):
+    """Fuse and select of eq. (3)-(5): pooled statistics -> fc -> BN -> ReLU -> fc -> softmax over M.
+
+    Kept as its own module so that a forward hook on it sees the attention weights
+    (shape B x M x C x 1 x 1) and costs nothing when no hook is registered.
+    """
+
+    def __init__(self, channels: int, num_branches: int, dim: int):
+        super().__init__()
+        self.num_branches = num_branches
+        self.reduce = ConvBnAct(channels, dim, 1)
+        self.select = nn.Conv2d(dim, channels * num_branches, 1, bias=False)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        logits = self.select(self.reduce(pooled))
+        return logits.unflatten(1, (self.num_branches, -1)).softmax(dim=1)
+
+
+class SKConv(nn.Module):
+    """Selective Kernel convolution on `channels` channels (Fig. 1), for any number of branches.
+
+    Without selection (attention off or M = 1) it returns the plain sum of its branches.
+    `label` names the unit the way the paper does (SK_3_4 = stage conv3_x, unit 4).
+    """
+
+    def __init__(self, channels: int, unit: Unit, stride: int = 1, label: str = "SK"):
+        super().__init__()
+        self.label = label
+        self.paths = nn.ModuleList(
+            ConvBnAct(
+                channels,
+                channels,
+                branch.kernel,
+                stride=stride,
+                dilation=branch.dilation,
+                groups=branch.groups_for(channels),
+                act=branch.relu,
+            )
+            for branch in unit.branches
+        )
+        self.attention = (
+            SelectAttention(channels, unit.num_branches, unit.attention_dim(channels)) if unit.selects else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [path(x) for path in self.paths]
+        if self.attention is None:
+            return _sum(features)
+        # GAP(U1 + U2 + ...) == GAP(U1) + GAP(U2) + ...: the full-size sum U is never needed.
+        pooled = _sum([f.mean((2, 3), keepdim=True) for f in features])
+        weights = self.attention(pooled)
+        selected = features[0] * weights[:, 0]
+        for index in range(1, len(features)):
+            selected = torch.addcmul(selected, features[index], weights[:, index])
+        return selected
+
+
+class SqueezeExcite(nn.Module):
+    """SE module (Hu et al.): channel gates from pooled statistics, hidden width max(C // r, 1)."""
+
+    def __init__(self, channels: int, reduction: int):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gates = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+        return x * gates.sigmoid()
+
+
+def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
+    total = tensors[0]
+    for tensor in tensors[1:]:
+        total = total + tensor
+    return total
+
+
+@contextmanager
+def record_attention(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Record every SK unit's selection weights while the context is open.
+
+    Yields a dict filled on each forward pass: {unit label: tensor of shape (batch, M, channels)},
+    the softmax weights of each branch per channel, summing to 1 over M. A later forward pass
+    overwrites the previous one. Outside the context the model runs with no hooks at all.
+    """
+    weights: dict[str, torch.Tensor] = {}
+    handles = []
+    for module in model.modules():
+        if isinstance(module, SKConv) and module.attention is not None:
+
+            def store(_module, _inputs, output, label=module.label):
+                weights[label] = output.detach().flatten(2)
+
+            handles.append(module.attention.register_forward_hook(store))
+    try:
+        yield weights
+    finally:
+        for handle in handles:
+            handle.remove()

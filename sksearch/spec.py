@@ -1,0 +1,364 @@
+"""The architecture spec: one frozen, validated value that fully describes a network.
+
+Every knob that changes the built network is a field here. The builder (nets.py) and the
+analytic counter (complexity.py) read nothing else, so a knob's effect can be followed
+spec -> builder -> counter. Paper references: eq. (4) for d = max(C/r, L), Table 6/7 for the
+branch sets, Table S8 for ReLU in the paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATES = ("imagenet", "cifar", "shufflenetv2")
+DEPTHWISE = "depthwise"
+
+# Template-dependent defaults, resolved on construction so that equal networks compare equal.
+_TEMPLATE_DEFAULTS: dict[str, dict[str, int]] = {
+    "imagenet": {"stem_width": 64, "head_width": 0, "input_size": 224},
+    "cifar": {"stem_width": 64, "head_width": 0, "input_size": 32},
+    "shufflenetv2": {"stem_width": 24, "head_width": 1024, "input_size": 224},
+}
+
+
+class ConfigError(ValueError):
+    """A spec, space or option that cannot be used. The message starts with the field path."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+    def within(self, prefix: str) -> ConfigError:
+        """The same error, seen from an enclosing object whose field is `prefix`."""
+        return ConfigError(join_path(prefix, self.path), self.reason)
+
+    def in_file(self, file: str | Path) -> ConfigError:
+        """The same error, located in `file` (`spaces/x.yaml: unit.reduction: must be >= 1`)."""
+        return ConfigError(f"{file}: {self.path}" if self.path else str(file), self.reason)
+
+
+def join_path(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+def check_int(value: Any, path: str, minimum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(path, f"must be >= {minimum}, got {value}")
+
+
+def check_bool(value: Any, path: str) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(path, f"must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One path of an SK convolution: a (grouped, possibly dilated) conv -> BN -> optional ReLU.
+
+    `groups` is a count (G) or "depthwise" (G = channels, as in the ShuffleNetV2 variants).
+    """
+
+    kernel: int = 3
+    dilation: int = 1
+    groups: int | str = 32
+    relu: bool = True
+
+    def __post_init__(self) -> None:
+        check_int(self.kernel, "kernel", minimum=1)
+        if self.kernel % 2 == 0:
+            raise ConfigError("kernel", f"must be odd, got {self.kernel}")
+        check_int(self.dilation, "dilation", minimum=1)
+        if self.groups != DEPTHWISE:
+            if isinstance(self.groups, str):
+                raise ConfigError("groups", f"must be an integer or '{DEPTHWISE}', got {self.groups!r}")
+            check_int(self.groups, "groups", minimum=1)
+        check_bool(self.relu, "relu")
+
+    def groups_for(self, channels: int) -> int:
+        """The group count this branch uses on a conv of `channels` channels."""
+        return channels if self.groups == DEPTHWISE else int(self.groups)
+
+    @property
+    def receptive_kernel(self) -> int:
+        """The kernel size a dilated kernel approximates (3x3 D=2 -> 5), as in Table 6."""
+        return self.dilation * (self.kernel - 1) + 1
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The SK convolution shared by every unit of the network.
+
+    M = len(branches). With attention the branches are fused and selected (Sec. 3.1);
+    without it, or with M = 1, the output is the plain sum of the branches (Table 7, "no SK").
+    """
+
+    branches: tuple[Branch, ...] = (Branch(),)
+    attention: bool = True
+    reduction: int = 16
+    min_dim: int = 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.branches, tuple):
+            raise ConfigError("branches", f"must be a tuple of Branch, got {type(self.branches).__name__}")
+        if not self.branches:
+            raise ConfigError("branches", "must list at least one branch")
+        for index, branch in enumerate(self.branches):
+            if not isinstance(branch, Branch):
+                raise ConfigError(f"branches[{index}]", f"must be a Branch, got {branch!r}")
+        check_bool(self.attention, "attention")
+        check_int(self.reduction, "reduction", minimum=1)
+        check_int(self.min_dim, "min_dim", minimum=1)
+
+    @property
+    def num_branches(self) -> int:
+        return len(self.branches)
+
+    @property
+    def selects(self) -> bool:
+        """Whether the unit has the fuse/select attention (it is pointless with one branch)."""
+        return self.attention and len(self.branches) > 1
+
+    def attention_dim(self, channels: int) -> int:
+        """d = max(C / r, L), eq. (4)."""
+        return max(channels // self.reduction, self.min_dim)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """`depth` units; `width` is the channel count of the SK (grouped) conv, `out_width` the unit output."""
+
+    depth: int
+    width: int
+    out_width: int
+
+    def __post_init__(self) -> None:
+        check_int(self.depth, "depth", minimum=1)
+        check_int(self.width, "width", minimum=1)
+        check_int(self.out_width, "out_width", minimum=1)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A whole network. Hashable, comparable, and serialisable to dict/YAML without loss.
+
+    Templates: `imagenet` (7x7/2 stem, 3x3/2 max pool, bottleneck units, first stage stride 1),
+    `cifar` (3x3 stem, bottleneck units, first stage stride 1) and `shufflenetv2` (3x3/2 stem,
+    max pool, shuffle units, every stage opens with a stride-2 unit, 1x1 head conv).
+    `stem_width`, `head_width` and `input_size` default per template.
+    """
+
+    stages: tuple[Stage, ...]
+    template: str = "imagenet"
+    unit: Unit = field(default_factory=Unit)
+    se: bool = False
+    se_reduction: int = 16
+    num_classes: int = 1000
+    stem_width: int | None = None
+    head_width: int | None = None
+    input_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ConfigError("template", f"must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
+        for name, default in _TEMPLATE_DEFAULTS[self.template].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        if not isinstance(self.stages, tuple):
+            raise ConfigError("stages", f"must be a tuple of Stage, got {type(self.stages).__name__}")
+        if not self.stages:
+            raise ConfigError("stages", "must list at least one stage")
+        for index, stage in enumerate(self.stages):
+            if not isinstance(stage, Stage):
+                raise ConfigError(f"stages[{index}]", f"must be a Stage, got {stage!r}")
+        if not isinstance(self.unit, Unit):
+            raise ConfigError("unit", f"must be a Unit, got {self.unit!r}")
+        check_bool(self.se, "se")
+        check_int(self.se_reduction, "se_reduction", minimum=1)
+        check_int(self.num_classes, "num_classes", minimum=1)
+        check_int(self.stem_width, "stem_width", minimum=1)
+        check_int(self.head_width, "head_width", minimum=0)
+        check_int(self.input_size, "input_size", minimum=1)
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """Cross-field rules: every group count divides the channels it groups, and so on."""
+        for index, stage in enumerate(self.stages):
+            if self.template == "shufflenetv2" and stage.out_width % 2:
+                raise ConfigError(
+                    f"stages[{index}].out_width",
+                    f"must be even (a shuffle unit splits it in halves), got {stage.out_width}",
+                )
+            for channels, where in self.sk_conv_widths(index):
+                for b, branch in enumerate(self.unit.branches):
+                    groups = branch.groups_for(channels)
+                    if channels % groups:
+                        raise ConfigError(
+                            f"unit.branches[{b}].groups",
+                            f"{groups} does not divide {where}={channels}",
+                        )
+
+    # -- shape rules shared by the builder and the analytic counter ---------------------------
+
+    def stage_stride(self, index: int) -> int:
+        """Stride of the first unit of stage `index` (the rest have stride 1)."""
+        return 2 if self.template == "shufflenetv2" or index > 0 else 1
+
+    def stage_in_width(self, index: int) -> int:
+        return self.stem_width if index == 0 else self.stages[index - 1].out_width
+
+    @property
+    def features_width(self) -> int:
+        """Channels entering global pooling and the classifier."""
+        return self.head_width or self.stages[-1].out_width
+
+    def sk_conv_widths(self, index: int) -> list[tuple[int, str]]:
+        """Channel counts of the SK convs in stage `index`, with the field each comes from."""
+        widths = [(self.stages[index].width, f"stages[{index}].width")]
+        if self.template == "shufflenetv2":  # the stride-2 unit's second path has an SK conv too
+            where = "stem_width" if index == 0 else f"stages[{index - 1}].out_width"
+            widths.append((self.stage_in_width(index), where))
+        return widths
+
+    # -- identity and serialisation ---------------------------------------------------------
+
+    @property
+    def num_branches(self) -> int:
+        return self.unit.num_branches
+
+    @property
+    def archid(self) -> str:
+        """Short stable hash of the canonical form: equal networks get equal archids.
+
+        Knobs that cannot change the network are left out of the canonical form: r and L when
+        there is no selection, se_reduction without SE, and input_size (the same weights run at
+        224 and 320, as in Table 2).
+        """
+        canonical = self.to_dict()
+        del canonical["input_size"]
+        if not self.unit.selects:
+            for knob in ("attention", "reduction", "min_dim"):
+                del canonical["unit"][knob]
+        if not self.se:
+            del canonical["se_reduction"]
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (every default spelled out); `from_dict` rebuilds an equal spec."""
+        return {
+            "template": self.template,
+            "stem_width": self.stem_width,
+            "stages": [dataclasses.asdict(stage) for stage in self.stages],
+            "unit": {
+                "branches": [dataclasses.asdict(branch) for branch in self.unit.branches],
+                "attention": self.unit.attention,
+                "reduction": self.unit.reduction,
+                "min_dim": self.unit.min_dim,
+            },
+            "se": self.se,
+            "se_reduction": self.se_reduction,
+            "head_width": self.head_width,
+            "num_classes": self.num_classes,
+            "input_size": self.input_size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NetSpec:
+        """Strict: unknown keys and wrong types raise ConfigError naming the field path."""
+        values = _fields_of(cls, data, "", required=("stages",))
+        values["stages"] = tuple(
+            _build(Stage, item, f"stages[{index}]", required=("depth", "width", "out_width"))
+            for index, item in enumerate(_sequence(values["stages"], "stages"))
+        )
+        if "unit" in values:
+            unit = _fields_of(Unit, values["unit"], "unit")
+            if "branches" in unit:
+                unit["branches"] = tuple(
+                    _build(Branch, item, f"unit.branches[{index}]")
+                    for index, item in enumerate(_sequence(unit["branches"], "unit.branches"))
+                )
+            values["unit"] = _construct(Unit, unit, "unit")
+        return _construct(cls, values, "")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> NetSpec:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError("", f"not valid YAML ({_yaml_problem(error)})") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> NetSpec:
+        """A copy with top-level fields changed; unknown names raise ConfigError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        for name in changes:
+            if name not in known:
+                raise ConfigError(name, f"unknown spec field (known: {', '.join(sorted(known))})")
+        return _construct(type(self), {**self.__dict__, **changes}, "")
+
+
+def read_spec(path: str | Path) -> NetSpec:
+    """Load a spec file; errors are prefixed with the file name."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot read ({error.strerror})") from None
+    try:
+        return NetSpec.from_yaml(text)
+    except ConfigError as error:
+        raise error.in_file(path) from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "syntax error"
+    return f"{problem} at line {mark.line + 1}" if mark else problem
+
+
+def _fields_of(cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, f"must be a mapping, got {type(data).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in known:
+            raise ConfigError(join_path(path, str(key)), f"unknown key (known: {', '.join(known)})")
+    for key in required:
+        if key not in data:
+            raise ConfigError(join_path(path, key), "is required")
+    return dict(data)
+
+
+def _sequence(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(path, f"must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _construct(cls: type, values: dict[str, Any], path: str) -> Any:
+    try:
+        return cls(**values)
+    except ConfigError as error:
+        raise error.within(path) from None
+
+
+def _build(cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> Any:
+    return _construct(cls, _fields_of(cls, data, path, required), path)

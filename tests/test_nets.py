@@ -1,0 +1,188 @@
+"""The builder: torchvision equivalence, every preset runs, SK units behave as the paper says."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torchvision
+from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
+from torchvision.models.resnet import ResNet
+
+import sksearch
+from sksearch import Stage
+from sksearch.complexity import count
+from sksearch.layers import SKConv
+
+SMALL_INPUT = {"imagenet": 64, "cifar": 32, "shufflenetv2": 64}
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def copy_weights_by_order(source, target):
+    """Copy a state dict entry by entry in registration order, insisting on equal shapes."""
+    source_state, target_state = source.state_dict(), target.state_dict()
+    assert len(source_state) == len(target_state)
+    mapped = {}
+    for (source_key, value), (target_key, slot) in zip(source_state.items(), target_state.items(), strict=True):
+        assert value.shape == slot.shape, (source_key, target_key)
+        mapped[target_key] = value
+    target.load_state_dict(mapped)
+
+
+def randomise_batchnorm(model):
+    """Give BN non-trivial statistics so a wrong mapping cannot hide behind identity BNs."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.1)
+
+
+TORCHVISION_TWINS = [
+    ("resnext50_32x4d", {}, torchvision.models.resnext50_32x4d),
+    # torchvision has no resnext101_32x4d builder; its ResNet class makes the same network
+    (
+        "resnext101_32x4d",
+        {},
+        lambda: ResNet(TorchvisionBottleneck, [3, 4, 23, 3], groups=32, width_per_group=4),
+    ),
+    ("resnet50", {}, torchvision.models.resnet50),
+    # torchvision's ShuffleNetV2 has stages {4,8,4}; the paper re-implemented it with {4,6,6}
+    (
+        "shufflenetv2_x1_0",
+        {"stages": (Stage(4, 58, 116), Stage(8, 116, 232), Stage(4, 232, 464))},
+        torchvision.models.shufflenet_v2_x1_0,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides", "factory"), TORCHVISION_TWINS, ids=[t[0] for t in TORCHVISION_TWINS])
+def test_matches_torchvision_exactly(name, overrides, factory):
+    torch.manual_seed(0)
+    reference = factory().eval()
+    randomise_batchnorm(reference)
+    ours = sksearch.build(name, **overrides).eval()
+    assert n_params(ours) == n_params(reference)
+    copy_weights_by_order(reference, ours)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = reference(images), ours(images)
+    assert expected.abs().max() > 0.1  # the comparison is not between two near-zero outputs
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sksearch.list_presets())
+def test_every_preset_builds_and_runs(name):
+    spec = sksearch.preset(name, num_classes=7)
+    size = SMALL_INPUT[spec.template]
+    model = sksearch.build(spec).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, size, size))
+    assert logits.shape == (2, 7)
+    assert torch.isfinite(logits).all()
+    assert count(spec).params == n_params(model)
+
+
+def test_sknet50_is_the_paper_table1_network():
+    model = sksearch.build("sknet50")
+    units = [list(stage) for stage in model.stages]
+    assert [len(stage) for stage in units] == [3, 4, 6, 3]
+    sk_convs = [m for m in model.modules() if isinstance(m, SKConv)]
+    assert len(sk_convs) == 16
+    for stage, width, dim in zip(units, (128, 256, 512, 1024), (32, 32, 32, 64), strict=True):
+        sk = stage[0].conv2
+        assert [p.conv.dilation for p in sk.paths] == [(1, 1), (2, 2)]
+        assert [p.conv.groups for p in sk.paths] == [32, 32]
+        assert [p.conv.kernel_size for p in sk.paths] == [(3, 3), (3, 3)]
+        assert sk.paths[0].conv.in_channels == width
+        assert sk.attention.reduce.conv.out_channels == dim  # d = max(C/16, 32)
+        assert sk.attention.select.out_channels == 2 * width
+        assert sk.attention.select.bias is None and sk.attention.reduce.conv.bias is None
+    # the stride of a downsampling unit sits on the branch convs
+    assert units[1][0].conv2.paths[0].conv.stride == (2, 2)
+    assert units[1][0].conv1.conv.stride == (1, 1)
+    assert n_params(model) == 27_479_784
+
+
+def test_attention_weights_are_recorded_on_request_and_sum_to_one():
+    model = sksearch.build("sknet26", num_classes=5).eval()
+    images = torch.randn(3, 3, 64, 64)
+    with sksearch.record_attention(model) as weights, torch.no_grad():
+        model(images)
+    assert list(weights) == [f"SK_{s}_{u}" for s in (2, 3, 4, 5) for u in (1, 2)]
+    for label, value in weights.items():
+        channels = 128 * 2 ** (int(label.split("_")[1]) - 2)
+        assert value.shape == (3, 2, channels)
+        torch.testing.assert_close(value.sum(dim=1), torch.ones(3, channels))
+    assert all(not m._forward_hooks for m in model.modules())  # nothing left behind
+
+
+def test_attention_records_three_branches_and_shufflenet_units():
+    model = sksearch.build("sknet50_k3k5k7_sk").eval()
+    with sksearch.record_attention(model) as weights, torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    assert weights["SK_3_4"].shape == (1, 3, 256)
+    shuffle = sksearch.build("shufflenetv2_x0_5_sk").eval()
+    with sksearch.record_attention(shuffle) as weights, torch.no_grad():
+        shuffle(torch.randn(2, 3, 64, 64))
+    assert {"SK_2_1", "SK_2_1b", "SK_4_6"} <= set(weights)
+    assert weights["SK_2_1b"].shape == (
+        2,
+        2,
+        24,
+    )  # the stride-2 unit's second path, on the stem's 24 channels
+
+
+def test_selection_output_is_the_attention_weighted_sum():
+    sk = sksearch.build("sknet50").stages[0][0].conv2.eval()
+    x = torch.randn(2, 128, 8, 8)
+    with sksearch.record_attention(sk) as weights, torch.no_grad():
+        out = sk(x)
+        branches = [path(x) for path in sk.paths]
+    attention = weights["SK_2_1"][..., None, None]
+    torch.testing.assert_close(out, attention[:, 0] * branches[0] + attention[:, 1] * branches[1])
+
+
+def test_unselected_units_sum_their_branches_and_single_branches_are_plain_convs():
+    summed = sksearch.build("sknet50_k3k5_sum").stages[0][0].conv2.eval()
+    assert summed.attention is None
+    x = torch.randn(1, 128, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(summed(x), summed.paths[0](x) + summed.paths[1](x))
+    plain = sksearch.build("resnext50_32x4d", unit=sksearch.preset("sknet50_k3").unit).stages[0][0].conv2
+    assert plain.attention is None and len(plain.paths) == 1
+
+
+def test_zero_init_last_bn_and_kaiming_init():
+    model = sksearch.build("resnext50_32x4d", zero_init_last_bn=True)
+    assert all(unit.conv3.bn.weight.abs().sum() == 0 for stage in model.stages for unit in stage)
+    default = sksearch.build("resnext50_32x4d")
+    assert all(unit.conv3.bn.weight.min() == 1 for stage in default.stages for unit in stage)
+    conv = default.stem[0].conv.weight
+    fan_out = conv.shape[0] * conv.shape[2] * conv.shape[3]
+    assert abs(conv.std().item() - (2 / fan_out) ** 0.5) < 0.1 * (2 / fan_out) ** 0.5
+
+
+def test_build_accepts_presets_specs_dicts_and_overrides():
+    spec = sksearch.preset("sknet29")
+    assert sksearch.build(spec).spec == spec
+    assert sksearch.build(spec.to_dict()).spec == spec
+    model = sksearch.create_model("sknet29", num_classes=100)
+    assert model.fc.out_features == 100
+    with pytest.raises(sksearch.ConfigError, match=r"^num_clases: unknown spec field"):
+        sksearch.build("sknet29", num_clases=100)
+
+
+def test_import_and_build_need_no_ray_optuna_or_fvcore():
+    code = (
+        "import sys, sksearch; sksearch.build('sknet26', num_classes=3); "
+        "bad = [m for m in ('ray', 'optuna', 'fvcore') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
