@@ -10,6 +10,13 @@ from sksearch.presets import list_presets, preset
 from sksearch.spec import Branch, ConfigError, NetSpec, Stage, Unit, read_spec
 
 
+def load_space(path):
+    """Load a search space file (see sksearch.space); imported lazily to keep `import sksearch` light."""
+    from sksearch.space import load_space as load
+
+    return load(path)
+
+
 def create_model(name: str, num_classes: int = 1000, **overrides) -> SKNet:
     """timm-style constructor: `create_model("sknet50", num_classes=10)`."""
     return build(name, num_classes=num_classes, **overrides)
@@ -25,6 +32,7 @@ __all__ = [
     "build",
     "create_model",
     "list_presets",
+    "load_space",
     "preset",
     "read_spec",
     "record_attention",

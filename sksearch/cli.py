@@ -115,6 +115,67 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_space_show(args: argparse.Namespace) -> int:
+    from sksearch.space import load_space
+
+    space = load_space(args.file)
+    print(f"space {space.name} ({args.file})")
+    print(f"base: archid {space.base.archid}, {space.base.template}, M={space.base.num_branches}")
+    print(
+        f"recipe: {space.recipe.name}; search: {space.search.algorithm}, objectives "
+        + ", ".join(f"{metric}:{mode}" for metric, mode in space.search.objectives)
+    )
+    print("knobs:")
+    for name, form, values in space.describe():
+        print(f"  {name:18s} {form:7s} {values}")
+    bounds = {k: v for k, v in space.constraints.__dict__.items() if v is not None and k != "match_tolerance"}
+    print("constraints: " + (", ".join(f"{k} {v:g}" for k, v in bounds.items()) or "none"))
+    if space.finite:
+        size = len(space)
+        draw = space.enumerate(progress=size > 2000)
+        print(f"points: {size}; " + draw.summary())
+    else:
+        draw = space.sample(args.samples, seed=args.seed)
+        print(f"points: continuous; sampled {args.samples} networks: " + draw.summary())
+    if len(draw):
+        frame = draw.to_frame()
+        print(
+            f"feasible GMACs {frame['gmacs'].min():.4f} .. {frame['gmacs'].max():.4f}; "
+            f"params {frame['params_m'].min():.3f}M .. {frame['params_m'].max():.3f}M"
+        )
+    return 0
+
+
+def cmd_space_sample(args: argparse.Namespace) -> int:
+    from sksearch.space import load_space
+
+    draw = load_space(args.file).sample(args.n, seed=args.seed)
+    _print_draw(draw)
+    return 0
+
+
+def cmd_space_enumerate(args: argparse.Namespace) -> int:
+    from sksearch.space import load_space
+
+    space = load_space(args.file)
+    draw = space.enumerate(progress=len(space) > 2000)
+    if args.out:
+        from sksearch.files import atomic_write_text
+
+        atomic_write_text(args.out, draw.to_frame().to_csv(index=False))
+        print(f"wrote {len(draw)} networks to {args.out}; {draw.summary()}")
+    else:
+        _print_draw(draw)
+    return 0
+
+
+def _print_draw(draw) -> None:
+    frame = draw.to_frame()
+    if len(frame):
+        print(frame.drop(columns=["params", "macs"]).to_string(index=False))
+    print(draw.summary())
+
+
 # -- wiring -------------------------------------------------------------------------------------
 
 
@@ -139,9 +200,30 @@ def build_parser() -> argparse.ArgumentParser:
     counting.add_argument("--input-size", type=positive_int, help="input resolution (default: the spec's)")
     counting.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    space = verb("space", _missing_subverb, "inspect a search space file")
+    space_verbs = space.add_subparsers(dest="space_verb", required=True, parser_class=_Parser)
+    show = space_verbs.add_parser("show", help="knobs, size, pass-rate and complexity range")
+    show.add_argument("file")
+    show.add_argument("--samples", type=positive_int, default=500, help="samples for a continuous space")
+    show.add_argument("--seed", type=int, default=0)
+    show.set_defaults(handler=cmd_space_show)
+    sample = space_verbs.add_parser("sample", help="draw distinct feasible networks at random")
+    sample.add_argument("file")
+    sample.add_argument("-n", type=positive_int, default=10)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(handler=cmd_space_sample)
+    enumerate_ = space_verbs.add_parser("enumerate", help="every feasible network of a finite space")
+    enumerate_.add_argument("file")
+    enumerate_.add_argument("--out", help="write the table to this CSV file")
+    enumerate_.set_defaults(handler=cmd_space_enumerate)
+
     paper = verb("paper", cmd_paper, "regenerate the paper's complexity columns beside the published figures")
     paper.add_argument("--out", default="results/paper", help="folder for complexity.csv and .md")
     return parser
+
+
+def _missing_subverb(args: argparse.Namespace) -> int:
+    raise AssertionError("argparse requires a sub-verb")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 TEMPLATES = ("imagenet", "cifar", "shufflenetv2")
 DEPTHWISE = "depthwise"
@@ -300,11 +303,36 @@ class NetSpec:
 
     @classmethod
     def from_yaml(cls, text: str) -> NetSpec:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError("", f"not valid YAML ({_yaml_problem(error)})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_yaml(text))
+
+    def scaled(self, factor: float, *, stem_and_head: bool = True) -> NetSpec:
+        """The same architecture with its channel counts scaled by `factor`.
+
+        Group counts scale with the widths, so the per-group width is kept (Table 3's "wider"
+        ResNeXt is ResNeXt-50 at 17/16 with 34 groups), and L with them. Grouped widths round to a
+        multiple of their groups, other widths to a multiple of 8. With `stem_and_head=False` only
+        the units change, as in the paper's "more channels in all bottleneck blocks".
+        """
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+            raise ConfigError("width_multiplier", f"must be a number > 0, got {factor!r}")
+
+        def groups(branch: Branch) -> int | str:
+            return branch.groups if branch.groups == DEPTHWISE else max(1, round(branch.groups * factor))
+
+        branches = tuple(dataclasses.replace(b, groups=groups(b)) for b in self.unit.branches)
+        grouped = math.lcm(*(int(b.groups) for b in branches if b.groups != DEPTHWISE))
+        # shuffle units group their input too, so every width there is a multiple of the groups
+        plain = math.lcm(8, grouped) if self.template == "shufflenetv2" else 8
+        stages = tuple(
+            Stage(stage.depth, round_to(stage.width * factor, grouped), round_to(stage.out_width * factor, plain))
+            for stage in self.stages
+        )
+        unit = dataclasses.replace(self.unit, branches=branches, min_dim=max(1, round(self.unit.min_dim * factor)))
+        changes: dict[str, Any] = {"stages": stages, "unit": unit}
+        if stem_and_head:
+            changes["stem_width"] = round_to(self.stem_width * factor, plain)
+            changes["head_width"] = round_to(self.head_width * factor, 8) if self.head_width else 0
+        return self.replace(**changes)
 
     def replace(self, **changes: Any) -> NetSpec:
         """A copy with top-level fields changed; unknown names raise ConfigError."""
@@ -315,23 +343,38 @@ class NetSpec:
         return _construct(type(self), {**self.__dict__, **changes}, "")
 
 
+def round_to(value: float, divisor: int) -> int:
+    """The nearest multiple of `divisor` (at least `divisor` itself)."""
+    return max(divisor, int(value / divisor + 0.5) * divisor)
+
+
 def read_spec(path: str | Path) -> NetSpec:
     """Load a spec file; errors are prefixed with the file name."""
+    return read_yaml_file(path, NetSpec.from_dict)
+
+
+def parse_yaml(text: str) -> Any:
+    """Safe-load YAML; a syntax error becomes a ConfigError with its line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or "syntax error"
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError("", f"not valid YAML ({problem}{where})") from None
+
+
+def read_yaml_file(path: str | Path, parse: Callable[[Any], T]) -> T:
+    """Read a YAML file and `parse` its data; every problem is a ConfigError naming the file."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as error:
         raise ConfigError(str(path), f"cannot read ({error.strerror})") from None
     try:
-        return NetSpec.from_yaml(text)
+        return parse(parse_yaml(text))
     except ConfigError as error:
         raise error.in_file(path) from None
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or "syntax error"
-    return f"{problem} at line {mark.line + 1}" if mark else problem
 
 
 def _fields_of(cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -1,0 +1,227 @@
+"""Training recipes: the paper's (Sec. 4.1, Appendix D) and a CPU-sized `smoke` one.
+
+A recipe is plain data. It also says how a spec is adapted to it before training: `smoke` shrinks
+the channels and the input so that an ImageNet-scale space (Tables 6/7) runs on a laptop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sksearch.spec import ConfigError, NetSpec, check_bool, check_int
+
+DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": None}
+SCHEDULES = ("step", "cosine")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a trial needs besides the network. Fields left None resolve from the paper's rules."""
+
+    name: str = "custom"
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    download: bool = False
+    num_classes: int | None = None  # synthetic / imagefolder; CIFAR fixes its own
+    train_samples: int | None = None  # synthetic size, or a subset of a real dataset
+    val_samples: int | None = None
+    image_size: int = 32
+    eval_size: int | None = None  # centre crop for evaluation (224 or 320 on ImageNet)
+    scale_range: tuple[float, float] = (1.0, 2.0)  # synthetic object scales
+    epochs: int = 3
+    batch_size: int = 64
+    reference_batch_size: int = 64  # the batch `lr` is quoted for; lr scales linearly from it
+    lr: float | None = None  # None: 0.1, or 0.05 on CIFAR-100 (Appendix D)
+    momentum: float = 0.9
+    weight_decay: float | None = None  # None: 1e-4, or 4e-5 for lightweight (ShuffleNetV2) models
+    schedule: str = "step"
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the epochs
+    lr_decay: float = 0.1
+    label_smoothing: float = 0.0
+    width_multiplier: float = 1.0  # channels of the trained network (smoke: a fraction)
+    zero_init_last_bn: bool = False
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    compile: bool = False
+    channels_last: bool = False
+    threads: int | None = None
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError("dataset", f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        for name in ("epochs", "batch_size", "reference_batch_size", "image_size"):
+            check_int(getattr(self, name), name, minimum=1)
+        for name in ("num_classes", "train_samples", "val_samples", "eval_size", "threads"):
+            if getattr(self, name) is not None:
+                check_int(getattr(self, name), name, minimum=1)
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ConfigError("num_classes", f"must be >= 2, got {self.num_classes}")
+        check_int(self.seed, "seed", minimum=0)
+        check_int(self.workers, "workers", minimum=0)
+        for name in ("download", "zero_init_last_bn", "compile", "channels_last"):
+            check_bool(getattr(self, name), name)
+        for name, strictly_positive in (("lr", True), ("weight_decay", False), ("width_multiplier", True)):
+            value = getattr(self, name)
+            if value is not None:
+                _check_number(value, name)
+                if value < 0 or (strictly_positive and value == 0):
+                    raise ConfigError(name, f"must be {'> 0' if strictly_positive else '>= 0'}, got {value}")
+        for name in ("momentum", "lr_decay", "label_smoothing"):
+            _check_number(getattr(self, name), name)
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be between 0 and 1, got {getattr(self, name)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError("schedule", f"must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for index, fraction in enumerate(self.lr_milestones):
+            _check_number(fraction, f"lr_milestones[{index}]")
+            if not 0 < fraction < 1:
+                raise ConfigError(f"lr_milestones[{index}]", f"must be a fraction in (0, 1), got {fraction}")
+        _check_scale_range(self.scale_range)
+        if self.amp not in AMP_MODES:
+            raise ConfigError("amp", f"must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.device not in DEVICES:
+            raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.dataset != "synthetic" and not self.data_root:
+            raise ConfigError("data_root", f"is required for dataset {self.dataset}")
+        if DATASETS[self.dataset] and self.num_classes not in (None, DATASETS[self.dataset]):
+            raise ConfigError(
+                "num_classes", f"{self.dataset} has {DATASETS[self.dataset]} classes, got {self.num_classes}"
+            )
+
+    # -- rules of the paper, resolved against the model ------------------------------------------
+
+    @property
+    def classes(self) -> int | None:
+        """The number of classes where the recipe knows it (an image folder knows its own)."""
+        if self.dataset == "synthetic":
+            return self.num_classes or 8
+        return DATASETS[self.dataset] or self.num_classes
+
+    def base_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 0.05 if self.dataset == "cifar100" else 0.1
+
+    def scaled_lr(self) -> float:
+        """Linear scaling: lr grows with the batch relative to the batch it was quoted for."""
+        return self.base_lr() * self.batch_size / self.reference_batch_size
+
+    def weight_decay_for(self, spec: NetSpec) -> float:
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 4e-5 if spec.template == "shufflenetv2" else 1e-4
+
+    def adapt(self, spec: NetSpec, num_classes: int) -> NetSpec:
+        """The network this recipe trains: channels scaled, the recipe's input size and classes."""
+        adapted = spec.scaled(self.width_multiplier) if self.width_multiplier != 1 else spec
+        return adapted.replace(input_size=self.image_size, num_classes=num_classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["scale_range"] = list(self.scale_range)
+        data["lr_milestones"] = list(self.lr_milestones)
+        return data
+
+    def replace(self, **changes: Any) -> Recipe:
+        return recipe_from(changes, base=self)
+
+
+def _check_number(value: Any, path: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, f"must be a number, got {value!r}")
+
+
+def _check_scale_range(scales: Any) -> None:
+    if not isinstance(scales, tuple) or len(scales) != 2:
+        raise ConfigError("scale_range", f"must be a pair [low, high], got {scales!r}")
+    for index, value in enumerate(scales):
+        _check_number(value, f"scale_range[{index}]")
+    if not 0 < scales[0] <= scales[1]:
+        raise ConfigError("scale_range", f"must satisfy 0 < low <= high, got {list(scales)}")
+
+
+_IMAGENET = Recipe(
+    name="imagenet",
+    dataset="imagefolder",
+    data_root="data/imagenet",
+    image_size=224,
+    eval_size=224,
+    epochs=100,
+    batch_size=256,
+    reference_batch_size=256,
+    lr=0.1,
+    schedule="step",
+    lr_milestones=(0.3, 0.6, 0.9),  # divided by 10 every 30 of 100 epochs
+    label_smoothing=0.1,
+    workers=8,
+)
+
+RECIPES: dict[str, Recipe] = {
+    "imagenet": _IMAGENET,
+    "cifar": Recipe(
+        name="cifar",
+        dataset="cifar10",
+        data_root="data/cifar",
+        image_size=32,
+        epochs=300,
+        batch_size=128,
+        reference_batch_size=128,
+        weight_decay=5e-4,
+        schedule="step",
+        lr_milestones=(0.5, 0.75),
+        workers=4,
+    ),
+    "smoke": Recipe(
+        name="smoke",
+        dataset="synthetic",
+        num_classes=8,
+        train_samples=512,
+        val_samples=256,
+        image_size=32,
+        epochs=2,
+        batch_size=64,
+        reference_batch_size=64,
+        lr=0.1,
+        weight_decay=5e-4,
+        schedule="cosine",
+        width_multiplier=0.125,
+        amp="off",
+    ),
+}
+
+
+def recipe_from(data: Any, base: Recipe | None = None) -> Recipe:
+    """A recipe from a preset name, or a mapping (`preset:` picks the preset it starts from)."""
+    if isinstance(data, str):
+        return _preset(data, "")
+    if not isinstance(data, Mapping):
+        raise ConfigError("", f"must be a recipe name or a mapping, got {type(data).__name__}")
+    values = dict(data)
+    if "preset" in values:
+        base = _preset(values.pop("preset"), "preset")
+    base = base or Recipe()
+    known = [f.name for f in dataclasses.fields(Recipe)]
+    for key in values:
+        if key not in known:
+            raise ConfigError(str(key), f"unknown recipe key (known: preset, {', '.join(known)})")
+    for key in ("scale_range", "lr_milestones"):
+        if key in values and isinstance(values[key], list):
+            values[key] = tuple(values[key])
+    changes = {"name": values.get("name", base.name), **values}
+    return dataclasses.replace(base, **changes)
+
+
+def _preset(name: Any, path: str) -> Recipe:
+    if name not in RECIPES:
+        close = difflib.get_close_matches(str(name), RECIPES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(RECIPES)})"
+        raise ConfigError(path, f"unknown recipe {name!r}{hint}")
+    return RECIPES[name]
