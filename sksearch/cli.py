@@ -115,6 +115,53 @@ def cmd_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_settings(pairs: Sequence[str], path: str = "--set") -> dict:
+    """`key=value` pairs, values read as YAML (`epochs=3`, `lr=0.05`, `scale_range=[1, 3]`)."""
+    from sksearch.spec import parse_yaml
+
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(path, f"expects key=value, got {pair!r}")
+        settings[key.strip()] = parse_yaml(value) if value.strip() else None
+    return settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sksearch.recipes import recipe_from
+    from sksearch.train import train, write_summary
+
+    label, spec = spec_argument(args.model)
+    try:
+        recipe = recipe_from({"preset": args.recipe, **parse_settings(args.set)})
+    except ConfigError as error:
+        raise error.within("recipe") from None
+    out = Path(args.out or f"results/train/{label}")
+    print(f"training {label} (archid {spec.archid}) under recipe {recipe.name} -> {out}")
+    result = train(spec, recipe, out, report=_print_epoch, resume=not args.restart, progress=True)
+    write_summary(result, spec, recipe, out)
+    final = result.final
+    print(
+        f"{result.status}{': ' + result.reason if result.reason else ''}; {result.epochs_run} epochs in "
+        f"{result.wall_time:.1f}s; params {result.params / 1e6:.3f}M, GMACs {result.macs / 1e9:.4f} (as trained)"
+    )
+    if final:
+        best = result.best
+        print(
+            f"final top-1 error {final['top1_err']:.2f}%, top-5 {final['top5_err']:.2f}%; "
+            f"best top-1 {best['top1_err']:.2f}% at epoch {best['epoch']}; files in {out}"
+        )
+    return 0 if result.status == "completed" else 1
+
+
+def _print_epoch(metrics: dict, checkpoint: object) -> None:
+    print(
+        f"epoch {metrics['epoch']:3d}  loss {metrics['train_loss']:.4f}  top-1 err {metrics['top1_err']:6.2f}%  "
+        f"top-5 err {metrics['top5_err']:6.2f}%  {metrics['epoch_time']:.1f}s  {metrics['images_per_s']:.0f} img/s"
+    )
+
+
 def cmd_space_show(args: argparse.Namespace) -> int:
     from sksearch.space import load_space
 
@@ -199,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     counting.add_argument("--method", choices=("analytic", "fvcore", "both"), default="analytic")
     counting.add_argument("--input-size", type=positive_int, help="input resolution (default: the spec's)")
     counting.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    training = verb("train", cmd_train, "train one preset or spec file under a recipe")
+    training.add_argument("model", help="preset name or spec YAML file")
+    training.add_argument("--recipe", default="smoke", help="recipe preset: smoke, cifar or imagenet")
+    training.add_argument(
+        "--set", "-s", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field"
+    )
+    training.add_argument("--out", help="output folder (default results/train/<name>)")
+    training.add_argument("--restart", action="store_true", help="ignore a checkpoint already in --out")
 
     space = verb("space", _missing_subverb, "inspect a search space file")
     space_verbs = space.add_subparsers(dest="space_verb", required=True, parser_class=_Parser)

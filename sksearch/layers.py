@@ -96,11 +96,37 @@ class SKConv(nn.Module):
             return _sum(features)
         # GAP(U1 + U2 + ...) == GAP(U1) + GAP(U2) + ...: the full-size sum U is never needed.
         pooled = _sum([f.mean((2, 3), keepdim=True) for f in features])
-        weights = self.attention(pooled)
-        selected = features[0] * weights[:, 0]
+        return WeightedSum.apply(self.attention(pooled), *features)
+
+
+class WeightedSum(torch.autograd.Function):
+    """Select (eq. 6): V = sum_m a_m * U_m, with a of shape (B, M, C, 1, 1).
+
+    The same arithmetic as `a[:, 0] * U_0 + a[:, 1] * U_1 + ...`, written into one output buffer.
+    The backward pass allocates only the branch gradients: on a CPU a fresh full-size temporary
+    costs more than the arithmetic done in it.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, *features: torch.Tensor) -> torch.Tensor:
+        out = torch.mul(features[0], weights[:, 0])
         for index in range(1, len(features)):
-            selected = torch.addcmul(selected, features[index], weights[:, index])
-        return selected
+            out.addcmul_(features[index], weights[:, index])
+        ctx.save_for_backward(weights, *features)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        weights, *features = ctx.saved_tensors
+        grad_weights = None
+        if ctx.needs_input_grad[0]:
+            flat = grad.flatten(2)
+            per_branch = [torch.linalg.vecdot(flat, feature.flatten(2)) for feature in features]
+            grad_weights = torch.stack(per_branch, dim=1)[..., None, None]
+        grad_features = [
+            grad * weights[:, index] if ctx.needs_input_grad[index + 1] else None for index in range(len(features))
+        ]
+        return grad_weights, *grad_features
 
 
 class SqueezeExcite(nn.Module):

@@ -36,7 +36,8 @@ class Bottleneck(nn.Module):
         out = self.conv3(self.conv2(self.conv1(x)))
         if self.se is not None:
             out = self.se(out)
-        return self.act(out + (x if self.shortcut is None else self.shortcut(x)))
+        out += x if self.shortcut is None else self.shortcut(x)  # in place: BN's and SE's backward never read it
+        return self.act(out)
 
 
 class ShuffleUnit(nn.Module):

@@ -77,6 +77,28 @@ def test_matches_torchvision_exactly(name, overrides, factory):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_sknet50_is_timms_skresnext50_exactly():
+    timm = pytest.importorskip("timm")  # a dev dependency; the model code itself never imports it
+    torch.manual_seed(0)
+    reference = timm.create_model("skresnext50_32x4d").eval()
+    randomise_batchnorm(reference)
+    ours = sksearch.build("sknet50").eval()
+    copy_weights_by_order(reference, ours)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), reference(images), rtol=1e-4, atol=1e-4)
+
+
+def test_weighted_sum_gradients_match_the_plain_expression():
+    from sksearch.layers import WeightedSum
+
+    weights = torch.softmax(torch.randn(2, 3, 5, 1, 1, dtype=torch.double), dim=1).requires_grad_()
+    features = [torch.randn(2, 5, 4, 4, dtype=torch.double, requires_grad=True) for _ in range(3)]
+    assert torch.autograd.gradcheck(WeightedSum.apply, (weights, *features))
+    plain = sum(weights[:, m] * features[m] for m in range(3))
+    torch.testing.assert_close(WeightedSum.apply(weights, *features), plain)
+
+
 @pytest.mark.parametrize("name", sksearch.list_presets())
 def test_every_preset_builds_and_runs(name):
     spec = sksearch.preset(name, num_classes=7)

@@ -1,0 +1,260 @@
+"""Datasets: the embedded synthetic multi-scale set (default, no download), CIFAR-10/100 and
+ImageFolder (ImageNet layout) through torchvision, with the paper's augmentation.
+
+The synthetic set is what lets a laptop exercise SK: a class is a shape with a texture, drawn at
+a random scale in `scale_range`, so the receptive field a neuron needs varies from image to image.
+Every sample is rendered from its own seed, so the same sample can be re-rendered with its object
+enlarged 1.5x or 2x (Sec. 4.4).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from sksearch.recipes import Recipe
+from sksearch.spec import ConfigError
+
+SHAPES = ("disk", "square", "triangle", "ring", "cross", "diamond")
+TEXTURES = ("solid", "stripes", "checker", "dots")
+MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(TEXTURES)
+SPLIT_SEEDS = {"train": 0, "val": 1}
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+class SyntheticShapes(Dataset):
+    """A deterministic, procedurally rendered classification set with objects of varying scale.
+
+    Label = texture * len(SHAPES) + shape: the first six classes differ by shape alone. The texture
+    is drawn in the object's own coordinates, so it scales with the object; colours, position,
+    rotation and background are random and carry no label information. `enlarged(f)` is the same
+    dataset with every object f times larger.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        num_classes: int = 8,
+        image_size: int = 32,
+        scale_range: tuple[float, float] = (1.0, 2.0),
+        seed: int = 0,
+        split: str = "train",
+        enlarge: float = 1.0,
+    ):
+        if not 2 <= num_classes <= MAX_SYNTHETIC_CLASSES:
+            raise ConfigError(
+                "num_classes", f"the synthetic set has 2..{MAX_SYNTHETIC_CLASSES} classes, got {num_classes}"
+            )
+        self.num_samples, self.num_classes, self.image_size = num_samples, num_classes, image_size
+        self.scale_range, self.seed, self.split, self.enlarge = scale_range, seed, split, enlarge
+        axis = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size * 2 - 1
+        self._y, self._x = torch.meshgrid(axis, axis, indexing="ij")
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def enlarged(self, factor: float) -> SyntheticShapes:
+        return SyntheticShapes(
+            self.num_samples, self.num_classes, self.image_size, self.scale_range, self.seed, self.split, factor
+        )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not 0 <= index < self.num_samples:
+            raise IndexError(index)
+        generator = torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + SPLIT_SEEDS[self.split]) * 10_000_019 + index
+        )
+        label = int(torch.randint(self.num_classes, (1,), generator=generator))
+        return self._render(label, generator), label
+
+    def _render(self, label: int, generator: torch.Generator) -> torch.Tensor:
+        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+            return low + (high - low) * torch.rand(shape or (1,), generator=generator)
+
+        shape, texture = SHAPES[label % len(SHAPES)], TEXTURES[label // len(SHAPES)]
+        scale = float(uniform(*self.scale_range))
+        base_radius = 0.6 * scale / self.scale_range[1]  # the largest object spans 60% of the image
+        centre_x, centre_y = uniform(-0.5, 0.5, 2) * (1 - base_radius)  # the same for every enlargement
+        radius = base_radius * self.enlarge
+        angle = float(uniform(0, math.pi))
+        cos, sin = math.cos(angle), math.sin(angle)
+        # object coordinates: unit radius, rotated
+        dx, dy = (self._x - centre_x) / radius, (self._y - centre_y) / radius
+        u, v = cos * dx + sin * dy, -sin * dx + cos * dy
+        inside = _shape_mask(shape, u, v)
+        pattern = _texture(texture, u, v, phase=float(uniform(0, 2 * math.pi)))
+        tone = uniform(0.2, 0.8, 3, 1, 1)
+        background = tone + 0.15 * self._x * uniform(-1, 1, 3, 1, 1)
+        background = background + 0.04 * torch.randn(3, self.image_size, self.image_size, generator=generator)
+        # the object always contrasts with the background; its colours carry no label information
+        foreground = torch.where(tone > 0.5, tone - 0.45, tone + 0.45) + uniform(-0.1, 0.1, 3, 1, 1)
+        accent = 0.5 * (foreground + tone)
+        image = torch.where(inside, torch.where(pattern, foreground, accent), background)
+        return (image - 0.5) / 0.25
+
+
+def _shape_mask(shape: str, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    radius = torch.sqrt(u * u + v * v)
+    if shape == "disk":
+        return radius < 1
+    if shape == "square":
+        return torch.maximum(u.abs(), v.abs()) < 0.8
+    if shape == "triangle":
+        return (v > -0.5) & (v < 1 - 1.7 * u.abs())
+    if shape == "ring":
+        return (radius < 1) & (radius > 0.55)
+    if shape == "cross":
+        return ((u.abs() < 0.3) & (v.abs() < 1)) | ((v.abs() < 0.3) & (u.abs() < 1))
+    return u.abs() + v.abs() < 1  # diamond
+
+
+def _texture(texture: str, u: torch.Tensor, v: torch.Tensor, phase: float) -> torch.Tensor:
+    frequency = 1.5 * math.pi  # about three bands across an object, whatever its size
+    if texture == "solid":
+        return torch.ones_like(u, dtype=torch.bool)
+    if texture == "stripes":
+        return torch.sin(frequency * u + phase) > 0
+    if texture == "checker":
+        return torch.sin(frequency * u + phase) * torch.sin(frequency * v + phase) > 0
+    return torch.cos(frequency * u + phase) + torch.cos(frequency * v + phase) > 1  # dots
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    num_classes: int
+    train_sampler: DistributedSampler | None = None
+
+
+def datasets(recipe: Recipe, lightweight: bool = False) -> tuple[Dataset, Dataset, int]:
+    """The (train, val) datasets of a recipe and their number of classes; a problem with the data
+    is a ConfigError on the recipe's field (`recipe.data_root: ...`)."""
+    try:
+        return _datasets(recipe, lightweight)
+    except ConfigError as error:
+        raise error.within("recipe") from None
+
+
+def _datasets(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset, int]:
+    if recipe.dataset == "synthetic":
+        classes = recipe.classes
+        common = {"num_classes": classes, "image_size": recipe.image_size, "scale_range": recipe.scale_range}
+        train = SyntheticShapes(recipe.train_samples or 2048, seed=recipe.seed, split="train", **common)
+        val = SyntheticShapes(recipe.val_samples or 512, seed=recipe.seed, split="val", **common)
+        return train, val, classes
+    if recipe.dataset in ("cifar10", "cifar100"):
+        train, val = _cifar(recipe)
+    else:
+        train, val = _image_folder(recipe, lightweight)
+    classes = len(train.classes)
+    return _limit(train, recipe.train_samples), _limit(val, recipe.val_samples), classes
+
+
+def _limit(dataset: Dataset, count: int | None) -> Dataset:
+    return Subset(dataset, range(min(count, len(dataset)))) if count else dataset
+
+
+def _cifar(recipe: Recipe) -> tuple[Dataset, Dataset]:
+    from torchvision import datasets as tv_datasets
+    from torchvision import transforms
+
+    factory = tv_datasets.CIFAR10 if recipe.dataset == "cifar10" else tv_datasets.CIFAR100
+    normalise = transforms.Normalize(CIFAR_MEAN, CIFAR_STD)
+    augment = transforms.Compose(
+        [
+            transforms.RandomCrop(recipe.image_size, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            normalise,
+        ]
+    )
+    plain = transforms.Compose([transforms.ToTensor(), normalise])
+    try:
+        train = factory(recipe.data_root, train=True, transform=augment, download=recipe.download)
+        val = factory(recipe.data_root, train=False, transform=plain, download=False)
+    except RuntimeError:  # torchvision: not found or corrupted (its own md5 check)
+        raise ConfigError(
+            "data_root", f"no {recipe.dataset} at {recipe.data_root} (set download: true to fetch it)"
+        ) from None
+    return train, val
+
+
+def _image_folder(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset]:
+    """ImageNet layout (root/train/<class>/*, root/val/<class>/*). Random-size crop and flip for
+    training (less aggressive scale for lightweight models, Sec. 4.1), resize + centre crop at
+    `eval_size` (224 or 320) for evaluation."""
+    from torchvision import datasets as tv_datasets
+    from torchvision import transforms
+
+    root = Path(recipe.data_root)
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise ConfigError("data_root", f"{root / split} is not a folder (expected {root}/train and {root}/val)")
+    normalise = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    crop_scale = (0.25, 1.0) if lightweight else (0.08, 1.0)
+    augment = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(recipe.image_size, scale=crop_scale),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            normalise,
+        ]
+    )
+    eval_size = recipe.eval_size or recipe.image_size
+    evaluate = transforms.Compose(
+        [
+            transforms.Resize(round(eval_size / 0.875)),
+            transforms.CenterCrop(eval_size),
+            transforms.ToTensor(),
+            normalise,
+        ]
+    )
+    try:
+        train = tv_datasets.ImageFolder(str(root / "train"), transform=augment)
+        val = tv_datasets.ImageFolder(str(root / "val"), transform=evaluate)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise ConfigError("data_root", str(error)) from None
+    if train.classes != val.classes:
+        raise ConfigError("data_root", f"{root}/train and {root}/val have different class folders")
+    return train, val
+
+
+def make_loaders(recipe: Recipe, lightweight: bool = False, rank: int = 0, world_size: int = 1) -> Loaders:
+    """Loaders for one trial; with world_size > 1 each rank reads its own shard (DDP).
+    The training order is reshuffled per epoch from (seed, epoch): call `set_epoch`."""
+    train, val, classes = datasets(recipe, lightweight)
+    per_rank_batch = max(1, recipe.batch_size // world_size)
+    sampler = (
+        DistributedSampler(train, world_size, rank, shuffle=True, seed=recipe.seed, drop_last=True)
+        if world_size > 1
+        else _EpochShuffle(train, recipe.seed)
+    )
+    val_sampler = DistributedSampler(val, world_size, rank, shuffle=False) if world_size > 1 else None
+    common = {"num_workers": recipe.workers, "persistent_workers": recipe.workers > 0}
+    train_loader = DataLoader(train, per_rank_batch, sampler=sampler, drop_last=len(train) > per_rank_batch, **common)
+    val_loader = DataLoader(val, per_rank_batch, sampler=val_sampler, **common)
+    return Loaders(train_loader, val_loader, classes, sampler)
+
+
+class _EpochShuffle(torch.utils.data.Sampler):
+    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.size, self.seed, self.epoch = len(dataset), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size

@@ -1,0 +1,228 @@
+"""One trial: metrics, checkpoints, exact resume, divergence, the paper's recipes, DDP, the CLI."""
+
+import json
+import os
+import socket
+
+import pandas as pd
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import sksearch
+from sksearch.cli import main
+from sksearch.recipes import RECIPES, recipe_from
+from sksearch.train import CHECKPOINT, learning_rate, load_checkpoint, train
+from tests.test_data import write_cifar, write_image_folder
+
+TINY = {"preset": "smoke", "epochs": 3, "train_samples": 96, "val_samples": 48, "batch_size": 32, "threads": 1}
+TIMINGS = ("epoch_time", "images_per_s")
+
+
+def tiny(**changes):
+    return recipe_from({**TINY, **changes})
+
+
+def without_timings(history):
+    return [{k: v for k, v in metrics.items() if k not in TIMINGS} for metrics in history]
+
+
+def test_a_trial_reports_every_epoch_and_checkpoints(tmp_path):
+    reports = []
+    result = train("sknet26", tiny(), tmp_path, report=lambda metrics, path: reports.append((metrics, path)))
+    assert result.status == "completed" and result.epochs_run == 3
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
+    first = reports[0][0]
+    for key in ("train_loss", "top1_err", "top5_err", "epoch_time", "images_per_s", "lr", "params", "macs"):
+        assert key in first
+    assert 0 <= first["top5_err"] <= first["top1_err"] <= 100
+    assert first["params"] == sksearch.complexity.count(tiny().adapt(sksearch.preset("sknet26"), 8)).params
+    assert all(path == tmp_path / CHECKPOINT for _, path in reports)
+    spec, weights, recipe = load_checkpoint(tmp_path / CHECKPOINT)  # weights_only=True inside
+    assert spec.archid == result.archid and recipe["name"] == "smoke"
+    sksearch.build(spec).load_state_dict(weights)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    straight = train("sknet26", tiny(), tmp_path / "straight")
+
+    def stop_after_first_epoch(metrics, path):
+        if metrics["epoch"] == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train("sknet26", tiny(), tmp_path / "resumed", report=stop_after_first_epoch)
+    resumed_reports = []
+    resumed = train("sknet26", tiny(), tmp_path / "resumed", report=lambda m, p: resumed_reports.append(m["epoch"]))
+    assert resumed_reports == [2, 3]  # epoch 1 was not run again
+    assert without_timings(resumed.history) == without_timings(straight.history)
+    _, straight_weights, _ = load_checkpoint(tmp_path / "straight" / CHECKPOINT)
+    _, resumed_weights, _ = load_checkpoint(tmp_path / "resumed" / CHECKPOINT)
+    for name, tensor in straight_weights.items():
+        assert torch.equal(tensor, resumed_weights[name]), name
+
+
+def test_a_diverging_trial_fails_with_its_reason(tmp_path):
+    result = train("sknet26", tiny(lr=1e6, epochs=2, zero_init_last_bn=False), tmp_path)
+    assert result.status == "failed"
+    assert result.reason.startswith("diverged: loss ")
+
+
+def test_channels_last_auto_is_on_for_cpu_only():
+    assert tiny().uses_channels_last("cpu") and not tiny().uses_channels_last("cuda")
+    assert not tiny(channels_last=False).uses_channels_last("cpu")
+    assert tiny(channels_last=True).uses_channels_last("cuda")
+
+
+def test_the_paper_recipes():
+    imagenet, cifar = RECIPES["imagenet"], RECIPES["cifar"]
+    assert (imagenet.batch_size, imagenet.momentum, imagenet.epochs, imagenet.label_smoothing) == (256, 0.9, 100, 0.1)
+    assert [round(learning_rate(imagenet, e), 6) for e in (0, 29, 30, 59, 60, 90)] == [
+        0.1,
+        0.1,
+        0.01,
+        0.01,
+        0.001,
+        0.0001,
+    ]
+    assert imagenet.weight_decay_for(sksearch.preset("sknet50")) == 1e-4
+    assert imagenet.weight_decay_for(sksearch.preset("shufflenetv2_x1_0_sk")) == 4e-5  # lightweight models
+    assert (cifar.batch_size, cifar.epochs, cifar.weight_decay) == (128, 300, 5e-4)
+    assert [round(learning_rate(cifar, e), 6) for e in (0, 149, 150, 224, 225)] == [0.1, 0.1, 0.01, 0.01, 0.001]
+    assert recipe_from({"preset": "cifar", "dataset": "cifar100"}).base_lr() == 0.05
+    # linear scaling with batch size
+    assert recipe_from({"preset": "imagenet", "batch_size": 512}).scaled_lr() == pytest.approx(0.2)
+    assert recipe_from({"preset": "cifar", "batch_size": 64}).scaled_lr() == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epochs": 0}, "epochs: must be >= 1"),
+        ({"lr": -1}, "lr: must be > 0"),
+        ({"momentum": 1.5}, "momentum: must be between 0 and 1"),
+        ({"schedule": "linear"}, "schedule: must be one of step, cosine"),
+        ({"dataset": "mnist"}, "dataset: must be one of"),
+        ({"lr_milestones": [0.5, 1.5]}, "lr_milestones[1]: must be a fraction"),
+        ({"amp": "fp8"}, "amp: must be one of"),
+        ({"dataset": "cifar10", "data_root": "d", "num_classes": 7}, "num_classes: cifar10 has 10 classes, got 7"),
+        ({"dataset": "cifar10"}, "data_root: is required for dataset cifar10"),
+        ({"scale_range": [2, 1]}, "scale_range: must satisfy 0 < low <= high"),
+        ({"epoch": 3}, "epoch: unknown recipe key (did you mean epochs?)"),
+        ({"channels_last": "yes"}, "channels_last: must be true or false"),
+    ],
+)
+def test_bad_recipes_name_the_field(changes, message):
+    with pytest.raises(sksearch.ConfigError) as caught:
+        recipe_from({"preset": "smoke", **changes})
+    assert str(caught.value).startswith(message)
+
+
+def test_trains_on_cifar_and_image_folder_files(tmp_path, monkeypatch):
+    write_cifar(tmp_path / "cifar", monkeypatch)
+    cifar = recipe_from(
+        {
+            "preset": "cifar",
+            "data_root": str(tmp_path / "cifar"),
+            "epochs": 1,
+            "batch_size": 25,
+            "workers": 0,
+            "width_multiplier": 0.125,
+            "threads": 1,
+        }
+    )
+    result = train("sknet29", cifar, tmp_path / "run_cifar")
+    assert result.status == "completed" and 0 <= result.final["top1_err"] <= 100
+    write_image_folder(tmp_path / "folder")
+    folder = recipe_from(
+        {
+            "preset": "imagenet",
+            "data_root": str(tmp_path / "folder"),
+            "epochs": 1,
+            "batch_size": 6,
+            "workers": 0,
+            "image_size": 32,
+            "eval_size": 32,
+            "width_multiplier": 0.125,
+            "threads": 1,
+        }
+    )
+    result = train("sknet26", folder, tmp_path / "run_folder")
+    assert result.status == "completed" and result.final["params"] > 0
+
+
+# -- data parallel: two processes, gloo, torch.distributed directly ------------------------------
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, workdir, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        recipe = recipe_from({**TINY, "epochs": 2})
+        reports = []
+        result = train("sknet26", recipe, workdir, report=lambda m, path: reports.append((m, str(path))))
+        weights = {k: v.clone() for k, v in torch.load(f"{workdir}/{CHECKPOINT}", weights_only=True)["model"].items()}
+        torch.save(weights, f"{out}/weights_{rank}.pt")
+        with open(f"{out}/rank_{rank}.json", "w") as handle:
+            json.dump({"status": result.status, "reports": reports}, handle)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_two_worker_data_parallel_trial(tmp_path):
+    workdir, out = tmp_path / "trial", tmp_path / "out"
+    out.mkdir()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(workdir), str(out)), nprocs=2, join=True)
+    ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert [r["status"] for r in ranks] == ["completed", "completed"]
+    metrics = [without_timings([m for m, _ in r["reports"]]) for r in ranks]
+    assert metrics[0] == metrics[1]  # all-reduced: every rank reports the same numbers
+    assert [path for _, path in ranks[0]["reports"]] == [str(workdir / CHECKPOINT)] * 2
+    assert [path for _, path in ranks[1]["reports"]] == ["None"] * 2  # only rank 0 checkpoints
+    # each rank saw half of the training set per epoch
+    assert ranks[0]["reports"][0][0]["images_per_s"] > 0
+
+
+def test_train_verb_writes_the_trial_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "sknet26",
+        "--recipe",
+        "smoke",
+        "--set",
+        "epochs=2",
+        "--set",
+        "train_samples=64",
+        "--set",
+        "val_samples=32",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "epoch   2" in text and "final top-1 error" in text
+    history = pd.read_parquet(out / "history.parquet")
+    assert list(history["epoch"]) == [1, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 2
+    assert sksearch.read_spec(out / "spec.yaml") == sksearch.preset("sknet26")
+
+
+def test_train_verb_bad_input(tmp_path, capsys):
+    assert main(["train", "sknet26", "--set", "epochs", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "sksearch train: error: recipe.--set: expects key=value, got 'epochs'\n"
+    assert main(["train", "sknet26", "--recipe", "smok", "--out", str(tmp_path / "x")]) == 2
+    assert "recipe.preset: unknown recipe 'smok' (did you mean smoke?)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
