@@ -31,6 +31,14 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
     return text, preset(text)
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be integers separated by commas, got {text!r}") from None
+    return values
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -162,6 +170,83 @@ def _print_epoch(metrics: dict, checkpoint: object) -> None:
     )
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sksearch.sweep import Resources, plan_sweep, run_sweep
+
+    resources = Resources(
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        workers_per_trial=args.workers_per_trial,
+        max_concurrent=args.max_concurrent,
+    )
+    settings = parse_settings(args.set)
+    plan = plan_sweep(
+        args.space,
+        recipe=args.recipe,
+        settings=settings,
+        algorithm=args.algorithm,
+        num_samples=args.num_samples,
+        objectives=args.objectives,
+        early_stopping=args.early_stopping,
+        seeds=args.seeds,
+        name=args.name,
+        storage=args.storage,
+        address=args.address,
+        resources=resources,
+        max_failures=args.max_failures,
+    )
+    search = plan.space.search
+    print(
+        f"sweep {plan.name}: space {args.space}, {search.algorithm} search, recipe {plan.space.recipe.name}, "
+        f"objectives {', '.join(f'{m}:{o}' for m, o in search.objectives)} -> {plan.run_dir}"
+    )
+    table = run_sweep(plan, address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)
+    _print_outcome(plan.run_dir, table, search.objectives)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from sksearch.sweep import load_plan, resume_sweep
+
+    plan = load_plan(args.run_dir)
+    print(f"resuming sweep {plan.name} in {args.run_dir}")
+    table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)
+    _print_outcome(args.run_dir, table, plan.objectives)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sksearch.sweep import sweep_status
+
+    status = sweep_status(args.run_dir)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    states = ", ".join(f"{state} {n}" for state, n in sorted(status["states"].items())) or "no trials yet"
+    print(f"sweep {status['sweep']} ({status['space']}): {states}; elapsed {status['elapsed_s'] / 60:.1f} min")
+    best = status["best"]
+    metric = status["objective"].split(":")[0]
+    print(
+        f"best {status['objective']}: "
+        + (f"{best[metric]:.3f} (trial {best['trial_id']}, archid {best['archid']})" if best else "none finished yet")
+    )
+    return 0
+
+
+def _print_outcome(run_dir: str, table, objectives) -> None:
+    from sksearch.files import join
+    from sksearch.table import TRIALS
+
+    counts = table["status"].value_counts().to_dict() if len(table) else {}
+    print(
+        f"results table: {join(str(run_dir), TRIALS)} ({len(table)} trials: "
+        + ", ".join(f"{status} {n}" for status, n in counts.items())
+        + ")"
+    )
+    names = ",".join(f"{metric}:{mode}" for metric, mode in objectives)
+    print(f"Pareto front: sksearch pareto {run_dir} --objectives {names}")
+
+
 def cmd_space_show(args: argparse.Namespace) -> int:
     from sksearch.space import load_space
 
@@ -255,6 +340,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     training.add_argument("--out", help="output folder (default results/train/<name>)")
     training.add_argument("--restart", action="store_true", help="ignore a checkpoint already in --out")
+
+    sweep = verb("sweep", cmd_sweep, "run a search over a space on Ray Tune")
+    sweep.add_argument("space", help="search space YAML file")
+    sweep.add_argument("--recipe", help="recipe preset for every trial (default: the space's)")
+    sweep.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    sweep.add_argument("--algorithm", help="grid, random, tpe or nsga2 (default: the space's)")
+    sweep.add_argument("--num-samples", type=positive_int, help="trials for random/tpe/nsga2")
+    sweep.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the space's)")
+    sweep.add_argument("--early-stopping", help="none, asha or hyperband")
+    sweep.add_argument("--seeds", type=_int_list, help="training seeds, e.g. 0,1,2 (grid/random repeat each network)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1.0)
+    sweep.add_argument("--gpus-per-trial", type=float, help="fractions allowed (default: 1 if the cluster has GPUs)")
+    sweep.add_argument("--workers-per-trial", type=positive_int, default=1, help="> 1: data-parallel trials")
+    sweep.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: no limit)")
+    sweep.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial, from its checkpoint")
+    sweep.add_argument("--address", help="an existing Ray cluster: ray://host:10001 or auto")
+    sweep.add_argument("--storage", help="results root, a path or URI (default: results)")
+    sweep.add_argument("--name", help="sweep name (default: the space's name)")
+    sweep.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    sweep.add_argument("--quiet", action="store_true", help="no live table")
+
+    resume = verb("resume", cmd_resume, "continue a sweep whose driver stopped")
+    resume.add_argument("run_dir")
+    resume.add_argument("--address")
+    resume.add_argument("--num-cpus", type=positive_int)
+    resume.add_argument("--quiet", action="store_true")
+
+    status = verb("status", cmd_status, "counts by state, best so far, elapsed time")
+    status.add_argument("run_dir")
+    status.add_argument("--json", action="store_true")
 
     space = verb("space", _missing_subverb, "inspect a search space file")
     space_verbs = space.add_subparsers(dest="space_verb", required=True, parser_class=_Parser)

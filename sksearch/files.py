@@ -6,6 +6,7 @@ A crash (or a bad input found half-way) never leaves a half-written table behind
 from __future__ import annotations
 
 import os
+import posixpath
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,3 +30,48 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda temporary: temporary.write_text(text))
+
+
+# -- locations: a local path or a URI (s3://, gs://, file://, ...) as Ray's storage accepts ----------
+
+
+def is_uri(location: str) -> bool:
+    return "://" in str(location)
+
+
+def join(location: str, *parts: str) -> str:
+    return posixpath.join(location, *parts) if is_uri(location) else os.path.join(location, *parts)
+
+
+def _filesystem(location: str):
+    import pyarrow.fs
+
+    return pyarrow.fs.FileSystem.from_uri(location)
+
+
+def write_bytes(location: str, data: bytes) -> None:
+    """Atomically: a local file by rename, an object store by a single put."""
+    if not is_uri(location):
+        atomic_write(location, lambda temporary: temporary.write_bytes(data))
+        return
+    filesystem, path = _filesystem(location)
+    filesystem.create_dir(posixpath.dirname(path), recursive=True)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def read_bytes(location: str) -> bytes:
+    if not is_uri(location):
+        return Path(location).read_bytes()
+    filesystem, path = _filesystem(location)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def exists(location: str) -> bool:
+    if not is_uri(location):
+        return Path(location).exists()
+    import pyarrow.fs
+
+    filesystem, path = _filesystem(location)
+    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound

@@ -11,6 +11,7 @@ such as `smoke` shrinks it for training.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import re
@@ -68,6 +69,18 @@ def _bool_value(value: Any, path: str) -> bool:
 def _positive_float(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(path, f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _non_negative_float(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(path, f"must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _fraction(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(path, f"must be a number in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -177,6 +190,11 @@ class Candidate:
     @property
     def knobs(self) -> dict[str, Any]:
         return dict(self.point)
+
+    @property
+    def recipe_knobs(self) -> tuple[tuple[str, Any], ...]:
+        """The recipe values this point sets (two such points train the same network differently)."""
+        return tuple((name, value) for name, value in self.point if name in RECIPE_KNOBS)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -311,7 +329,7 @@ class Space:
 
     def _collect(self, points: Iterator[dict[str, Any]], limit: int | None = None) -> Draw:
         draw = Draw(knob_names=tuple(knob.name for knob in self.knobs))
-        seen: set[tuple[str, int]] = set()
+        seen: set[tuple] = set()
         for point in points:
             draw.attempts += 1
             try:
@@ -319,7 +337,7 @@ class Space:
             except Rejected as rejection:
                 draw.rejected[rejection.reason] += 1
                 continue
-            key = (candidate.archid, candidate.spec.input_size)
+            key = (candidate.archid, candidate.spec.input_size, candidate.recipe_knobs)
             if key in seen:
                 draw.rejected["duplicate"] += 1
                 continue
@@ -358,6 +376,15 @@ class Space:
 
     def spec_for(self, config: Mapping[str, Any]) -> NetSpec:
         return self.candidate(config).spec
+
+    def recipe_for(self, config: Mapping[str, Any], recipe: Recipe | None = None) -> Recipe:
+        """The space's recipe (or `recipe`) with the point's recipe knobs applied."""
+        point = self.point_of(config)
+        changes = {name: value for name, value in point.items() if name in RECIPE_KNOBS}
+        try:
+            return (recipe or self.recipe).replace(**changes)
+        except ConfigError as error:
+            raise error.within("knobs") from None
 
     def _spec(self, point: Mapping[str, Any]) -> NetSpec:
         base = self.base
@@ -441,6 +468,65 @@ class Space:
                 break
         raise Rejected("compute_matched")
 
+    def point_for(self, spec: NetSpec) -> dict[str, Any] | None:
+        """Knob values that rebuild `spec` in this space (to seed a search with a known network),
+        or None when the space does not contain it. Verified by rebuilding and comparing archids."""
+        point: dict[str, Any] = {}
+        for knob in self.knobs:
+            if not self._active(knob, point):
+                continue
+            value = self._value_in(knob, spec)
+            if value is None or not _admits(knob, value):
+                return None
+            point[knob.name] = value
+        try:
+            rebuilt = self.candidate(point)
+        except Rejected:
+            return None
+        return point if rebuilt.archid == spec.archid and rebuilt.spec.input_size == spec.input_size else None
+
+    def _value_in(self, knob: Knob, spec: NetSpec) -> Any:
+        """What knob `knob` would have to be for `spec` (None: it cannot say)."""
+        name, unit = knob.name, spec.unit
+        if name in RECIPE_KNOBS:
+            value = getattr(self.recipe, name)
+            return value if _admits(knob, value) else knob.options()[0] if knob.finite else None
+        scoped = re.fullmatch(r"(branch|groups|relu)_(\d+)", name)
+        if scoped:
+            index = int(scoped.group(2))
+            if index >= unit.num_branches:
+                return None
+            branch = unit.branches[index]
+            return {"branch": self._option_of(branch), "groups": branch.groups, "relu": branch.relu}[scoped.group(1)]
+        staged = re.fullmatch(r"depth_(\d+)", name)
+        if staged:
+            return spec.stages[int(staged.group(1))].depth
+        derived = {
+            "num_branches": unit.num_branches,
+            "attention": unit.attention,
+            "reduction": unit.reduction,
+            "min_dim": unit.min_dim,
+            "se": spec.se,
+            "se_reduction": spec.se_reduction,
+            "input_size": spec.input_size,
+            "cardinality": unit.branches[0].groups,
+            "depths": ",".join(str(stage.depth) for stage in spec.stages),
+            "width_multiplier": 1.0,
+        }
+        if name == "branches":
+            names = [self._option_of(branch) for branch in unit.branches]
+            return None if None in names else "+".join(names)
+        return derived[name]
+
+    def _option_of(self, branch: Branch) -> str | None:
+        for name, option in self.branch_options.items():
+            if (option.kernel, option.dilation) != (branch.kernel, branch.dilation):
+                continue
+            if option.groups not in (None, branch.groups) or option.relu not in (None, branch.relu):
+                continue
+            return name
+        return None
+
     # -- Ray Tune and Optuna --------------------------------------------------------------------
 
     def to_tune(self) -> dict[str, Any]:
@@ -484,6 +570,12 @@ class Space:
 
     def describe(self) -> list[tuple[str, str, str]]:
         return [(knob.name, knob.form, knob.describe()) for knob in self.knobs]
+
+
+def _admits(knob: Knob, value: Any) -> bool:
+    if knob.form in ("int", "float"):
+        return not isinstance(value, (bool, str)) and knob.low <= value <= knob.high
+    return value in knob.values
 
 
 def _fixed_value(knob: Knob) -> Any:
@@ -694,56 +786,79 @@ def _string_list(value: Any, path: str) -> list[str]:
 _FORMS = ("choice", "grid", "int", "float")
 
 
+def _option_name(options: Mapping[str, BranchOption], value: Any, path: str) -> str:
+    if value not in options:
+        raise ConfigError(path, f"unknown branch option {value!r} (known: {', '.join(options)})")
+    return value
+
+
+def _branch_set(options: Mapping[str, BranchOption], value: Any, path: str) -> str:
+    names = value.split("+") if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise ConfigError(path, f"must be a list of branch options like [K3, K5] or 'K3+K5', got {value!r}")
+    return "+".join(_option_name(options, str(item).strip(), f"{path}[{i}]") for i, item in enumerate(names))
+
+
+def _depths(stages: int, value: Any, path: str) -> str:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) != stages:
+        raise ConfigError(path, f"must list {stages} stage depths, got {value!r}")
+    parsed = []
+    for i, item in enumerate(items):
+        item = int(item) if isinstance(item, str) and item.strip().isdigit() else item
+        parsed.append(str(_int_value(item, f"{path}[{i}]")))
+    return ",".join(parsed)
+
+
+_FIXED_KNOBS = {
+    "num_branches": KnobType(_int_value, "int"),
+    "attention": KnobType(_bool_value),
+    "reduction": KnobType(_int_value, "int"),
+    "min_dim": KnobType(_int_value, "int"),
+    "width_multiplier": KnobType(_positive_float, "float"),
+    "cardinality": KnobType(_int_value, "int"),
+    "se": KnobType(_bool_value),
+    "se_reduction": KnobType(_int_value, "int"),
+    "input_size": KnobType(_int_value, "int"),
+}
+
+
+# Knobs of the training recipe rather than the network: swept with it, recorded beside it.
+RECIPE_KNOBS = {
+    "lr": KnobType(_positive_float, "float"),
+    "weight_decay": KnobType(_non_negative_float, "float"),
+    "label_smoothing": KnobType(_fraction, "float"),
+    "batch_size": KnobType(_int_value, "int"),
+    "epochs": KnobType(_int_value, "int"),
+}
+
+
 def knob_type_of(name: str, space: Space) -> KnobType:
-    """The type of knob `name` in `space`, or ConfigError for a name no knob has."""
-    options = space.branch_options
+    """The type of knob `name` in `space`, or ConfigError for a name no knob has.
+    (Parsers are module functions bound with partial, so a Space pickles, as Optuna needs.)"""
     stages = len(space.base.stages)
-
-    def option_name(value: Any, path: str) -> str:
-        if value not in options:
-            raise ConfigError(path, f"unknown branch option {value!r} (known: {', '.join(options)})")
-        return value
-
-    def branch_set(value: Any, path: str) -> str:
-        names = value.split("+") if isinstance(value, str) else value
-        if not isinstance(names, list) or not names:
-            raise ConfigError(path, f"must be a list of branch options like [K3, K5] or 'K3+K5', got {value!r}")
-        return "+".join(option_name(str(item).strip(), f"{path}[{i}]") for i, item in enumerate(names))
-
-    def depths(value: Any, path: str) -> str:
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list) or len(items) != stages:
-            raise ConfigError(path, f"must list {stages} stage depths, got {value!r}")
-        parsed = []
-        for i, item in enumerate(items):
-            item = int(item) if isinstance(item, str) and item.strip().isdigit() else item
-            parsed.append(str(_int_value(item, f"{path}[{i}]")))
-        return ",".join(parsed)
-
-    fixed_types = {
-        "num_branches": KnobType(_int_value, "int"),
-        "branches": KnobType(branch_set),
-        "attention": KnobType(_bool_value),
-        "reduction": KnobType(_int_value, "int"),
-        "min_dim": KnobType(_int_value, "int"),
-        "depths": KnobType(depths),
-        "width_multiplier": KnobType(_positive_float, "float"),
-        "cardinality": KnobType(_int_value, "int"),
-        "se": KnobType(_bool_value),
-        "se_reduction": KnobType(_int_value, "int"),
-        "input_size": KnobType(_int_value, "int"),
-    }
-    if name in fixed_types:
-        return fixed_types[name]
+    if name in _FIXED_KNOBS:
+        return _FIXED_KNOBS[name]
+    if name in RECIPE_KNOBS:
+        return RECIPE_KNOBS[name]
+    if name == "branches":
+        return KnobType(functools.partial(_branch_set, space.branch_options))
+    if name == "depths":
+        return KnobType(functools.partial(_depths, stages))
     scoped = re.fullmatch(r"(branch|groups|relu)_(\d+)", name)
     if scoped:
-        parse = {"branch": option_name, "groups": _groups_value, "relu": _bool_value}[scoped.group(1)]
-        return KnobType(parse, "int" if scoped.group(1) == "groups" else None, branch_scoped=True)
+        kind = scoped.group(1)
+        parse = {
+            "branch": functools.partial(_option_name, space.branch_options),
+            "groups": _groups_value,
+            "relu": _bool_value,
+        }[kind]
+        return KnobType(parse, "int" if kind == "groups" else None, branch_scoped=True)
     staged = re.fullmatch(r"depth_(\d+)", name)
     if staged and int(staged.group(1)) < stages:
         return KnobType(_int_value, "int")
-    known = ", ".join([*fixed_types, "branch_<m>", "groups_<m>", "relu_<m>", f"depth_<0..{stages - 1}>"])
-    raise ConfigError(f"knobs.{name}", f"unknown knob (known: {known})")
+    known = ", ".join([*_FIXED_KNOBS, *RECIPE_KNOBS, "branches", "depths", "branch_<m>", "groups_<m>", "relu_<m>"])
+    raise ConfigError(f"knobs.{name}", f"unknown knob (known: {known}, depth_<0..{stages - 1}>)")
 
 
 def _parse_knobs(value: Any, space: Space) -> tuple[Knob, ...]:

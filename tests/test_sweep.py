@@ -1,0 +1,178 @@
+"""Sweeps on a real local Ray instance (2 CPUs, no dashboard), one instance for this module."""
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+
+import sksearch
+from sksearch.cli import main
+from sksearch.space import load_space
+from sksearch.sweep import Resources, load_plan, plan_sweep, run_sweep, sweep_status
+from sksearch.table import read_history
+
+SPACES = Path(__file__).parents[1] / "spaces"
+QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def write(tmp_path, text, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_grid_sweep_over_the_smoke_space(tmp_path):
+    plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path))
+    table = run_sweep(plan, progress=False)
+    assert len(table) == 4 and set(table["status"]) == {"completed"}
+    expected = {c.archid for c in load_space(SPACES / "smoke.yaml").enumerate()}
+    assert set(table["archid"]) == expected
+    for column in (
+        "trial_id",
+        "branches",
+        "attention",
+        "spec_kernels",
+        "spec_attention",
+        "recipe",
+        "seed",
+        "top1_err",
+        "top5_err",
+        "best_top1_err",
+        "params",
+        "macs",
+        "gmacs",
+        "fvcore_flops",
+        "epochs",
+        "wall_time",
+        "status",
+        "reason",
+        "checkpoint",
+        "trained_params",
+    ):
+        assert column in table, column
+    assert (table["epochs"] == 2).all() and (table["fvcore_flops"] > table["macs"]).all()
+    assert table["checkpoint"].map(lambda path: (Path(path) / "checkpoint.pt").exists()).all()
+    assert (tmp_path / "smoke" / "sweep.json").exists()
+    history = read_history(str(tmp_path / "smoke"))
+    assert len(history) == 8 and set(history["epoch"]) == {1, 2}
+    status = sweep_status(str(tmp_path / "smoke"))
+    assert status["states"] == {"completed": 4} and status["best"]["top1_err"] == table["top1_err"].min()
+
+
+def test_an_nsga2_sweep_records_both_objectives_and_launches_no_infeasible_network(tmp_path):
+    plan = plan_sweep(
+        SPACES / "sknet50.yaml",
+        recipe="smoke",
+        settings=QUICK,
+        num_samples=6,
+        storage=str(tmp_path),
+        name="nsga",
+    )
+    assert plan.space.search.algorithm == "nsga2"
+    table = run_sweep(plan, progress=False)
+    assert len(table) == 6 and set(table["status"]) == {"completed"}
+    assert table["top1_err"].notna().all() and table["gmacs"].notna().all()
+    assert (table["gmacs"] <= 5.0).all()  # the space's budget: violating networks were never launched
+    # the seeded known networks ran first
+    assert {sksearch.preset("sknet50").archid, sksearch.preset("resnext50_32x4d").archid} <= set(table["archid"])
+
+
+def test_a_diverging_trial_is_recorded_as_failed_while_the_others_finish(tmp_path):
+    space = write(
+        tmp_path,
+        """
+        base: sknet26
+        knobs:
+          attention: {grid: [true, false]}
+          lr: {grid: [0.1, 1000000.0]}
+        recipe: {preset: smoke, zero_init_last_bn: false}
+    """,
+    )
+    table = run_sweep(plan_sweep(space, settings=QUICK, storage=str(tmp_path)), progress=False)
+    assert len(table) == 4
+    failed = table[table["status"] == "failed"]
+    assert set(failed["lr"]) == {1000000.0} and len(failed) == 2
+    assert failed["reason"].str.startswith("diverged: loss").all()
+    assert set(table[table["lr"] == 0.1]["status"]) == {"completed"}
+
+
+def test_a_two_worker_data_parallel_trial(tmp_path):
+    space = write(tmp_path, "base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
+    plan = plan_sweep(space, settings=QUICK, storage=str(tmp_path), resources=Resources(workers_per_trial=2))
+    table = run_sweep(plan, progress=False)
+    assert list(table["status"]) == ["completed"] and int(table["epochs"].iloc[0]) == 2
+    assert list((tmp_path / "space").glob("*-workers/checkpoint_*"))  # Ray Train's own checkpoints
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--algorithm", "grid", str(SPACES / "sknet50.yaml")], "--algorithm: grid needs a finite space"),
+        (
+            ["--objectives", "top1_err:min,flops:min", str(SPACES / "smoke.yaml")],
+            "--objectives: unknown metric 'flops'",
+        ),
+        (["--address", "auto", str(SPACES / "smoke.yaml")], "--storage: 'results' is a relative path that workers"),
+        (["--recipe", "smok", str(SPACES / "smoke.yaml")], "recipe.preset: unknown recipe 'smok'"),
+        (["--set", "epohcs=2", str(SPACES / "smoke.yaml")], "recipe.epohcs: unknown recipe key (did you mean epochs?)"),
+        (["--algorithm", "bayes", str(SPACES / "smoke.yaml")], "--algorithm: must be one of grid, random, tpe, nsga2"),
+        (["--name", "a b", str(SPACES / "smoke.yaml")], "--name: must be letters"),
+        (["nothere.yaml"], "nothere.yaml: cannot read"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, capsys, argv, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_sweep_refuses_an_existing_sweep_and_impossible_resources(tmp_path, capsys):
+    plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path), name="twice")
+    (tmp_path / "twice").mkdir()
+    (tmp_path / "twice" / "sweep.json").write_text(plan.to_json())
+    assert main(["sweep", str(SPACES / "smoke.yaml"), "--storage", str(tmp_path), "--name", "twice"]) == 2
+    assert "already holds a sweep; `sksearch resume" in capsys.readouterr().err
+    greedy = plan_sweep(
+        SPACES / "smoke.yaml",
+        settings=QUICK,
+        storage=str(tmp_path),
+        name="greedy",
+        resources=Resources(gpus_per_trial=0.5),
+    )
+    with pytest.raises(sksearch.ConfigError, match=r"--gpus-per-trial: asks for 0.5 GPUs; the cluster has 0"):
+        run_sweep(greedy, progress=False)
+    assert not (tmp_path / "greedy").exists()
+
+
+def test_status_and_resume_of_a_folder_that_is_not_a_sweep(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "is not a sksearch sweep folder (no sweep.json)" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path)]) == 2
+
+
+def test_the_plan_round_trips_through_sweep_json(tmp_path):
+    plan = plan_sweep(
+        SPACES / "table7.yaml",
+        recipe="smoke",
+        settings=QUICK,
+        storage=str(tmp_path),
+        seeds=[0, 1],
+        resources=Resources(cpus_per_trial=2, max_concurrent=3),
+    )
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "sweep.json").write_text(plan.to_json())
+    again = load_plan(str(tmp_path / "x"))
+    assert again.space.recipe == plan.space.recipe and again.space.search == plan.space.search
+    assert again.resources == plan.resources and again.space.search.seeds == (0, 1)
+    assert pd.Series([c.archid for c in again.space.enumerate()]).nunique() == 11
