@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--cpus", type=int, default=2)
     args = parser.parse_args()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as storage:
         time_bare(4, storage + "/warm")  # warm the actor pool and imports once
         bare = time_bare(args.trials, storage)

@@ -10,6 +10,20 @@ from sksearch.presets import list_presets, preset
 from sksearch.spec import Branch, ConfigError, NetSpec, Stage, Unit, read_spec
 
 
+def pareto(frame, objectives):
+    """The non-dominated trials of a results table (see sksearch.results.pareto), on seed means."""
+    from sksearch.results import pareto as front
+
+    return front(frame, objectives)
+
+
+def load_results(*run_dirs):
+    """The merged results table of one or more sweep folders (see sksearch.results)."""
+    from sksearch.results import load_results as load
+
+    return load(run_dirs)
+
+
 def load_space(path):
     """Load a search space file (see sksearch.space); imported lazily to keep `import sksearch` light."""
     from sksearch.space import load_space as load
@@ -32,7 +46,9 @@ __all__ = [
     "build",
     "create_model",
     "list_presets",
+    "load_results",
     "load_space",
+    "pareto",
     "preset",
     "read_spec",
     "record_attention",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -234,7 +235,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(run_dir: str, table, objectives) -> None:
-    from sksearch.files import join
+    """Where the table is; the Pareto front (also as pareto.csv / pareto.png in the run folder)."""
+    from sksearch.files import is_uri, join
     from sksearch.table import TRIALS
 
     counts = table["status"].value_counts().to_dict() if len(table) else {}
@@ -243,8 +245,219 @@ def _print_outcome(run_dir: str, table, objectives) -> None:
         + ", ".join(f"{status} {n}" for status, n in counts.items())
         + ")"
     )
-    names = ",".join(f"{metric}:{mode}" for metric, mode in objectives)
-    print(f"Pareto front: sksearch pareto {run_dir} --objectives {names}")
+    done = table[table["status"] == "completed"] if len(table) else table
+    if len(objectives) < 2 or done.empty:
+        if len(done):
+            metric, mode = objectives[0]
+            best = done.sort_values(metric, ascending=mode == "min").iloc[0]
+            print(f"best {metric}: {best[metric]:.4g} (archid {best['archid']}, trial {best['trial_id']})")
+        return
+    from sksearch.analysis import plot_pareto
+    from sksearch.files import atomic_write_text
+    from sksearch.results import pareto, published_points
+
+    front = pareto(done, objectives)
+    names = [name for name, _ in objectives]
+    print(f"Pareto front ({', '.join(f'{n}:{m}' for n, m in objectives)}), {len(front)} networks:")
+    print(front[["archid", *names, "n"]].to_string(index=False))
+    if not is_uri(run_dir):
+        atomic_write_text(Path(run_dir) / "pareto.csv", front.drop(columns=["trial_ids"]).to_csv(index=False))
+        plot_pareto(done, objectives, Path(run_dir) / "pareto.png", published_points(done))
+        print(f"Pareto front: {Path(run_dir) / 'pareto.csv'} and pareto.png (more: sksearch pareto {run_dir})")
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from sksearch.results import load_results, query
+
+    frame = query(load_results(args.run_dirs), args.where, args.sort)
+    if args.columns:
+        missing = [c for c in args.columns.split(",") if c not in frame]
+        if missing:
+            raise ConfigError("--columns", f"no column {missing[0]!r} in the results table")
+        frame = frame[args.columns.split(",")]
+    _emit(frame, args.format, args.out, default_columns=_SUMMARY_COLUMNS)
+    return 0
+
+
+_SUMMARY_COLUMNS = ("trial_id", "sweep", "status", "archid", "top1_err", "top5_err", "gmacs", "params_m", "seed")
+
+
+def _emit(frame, fmt: str, out: str | None, default_columns=()) -> None:
+    """Print or write a table: table (text), csv, json or parquet (parquet needs --out)."""
+    from sksearch.files import atomic_write, atomic_write_text
+
+    if fmt == "parquet":
+        if not out:
+            raise ConfigError("--out", "is required with --format parquet")
+        atomic_write(out, lambda temporary: frame.to_parquet(temporary, index=False))
+    else:
+        if fmt == "table":
+            shown = frame
+            if default_columns and len(frame.columns) > 14:
+                knobs = [c for c in frame.columns if c not in default_columns and not c.startswith(_DETAIL_PREFIXES)]
+                shown = frame[[c for c in default_columns if c in frame] + knobs[:8]]
+            text = shown.to_string(index=False) if len(shown) else "(no rows)"
+        elif fmt == "csv":
+            text = frame.to_csv(index=False)
+        else:
+            text = frame.to_json(orient="records", indent=2, default_handler=str)
+        if out:
+            atomic_write_text(out, text if text.endswith("\n") else text + "\n")
+        else:
+            print(text)
+    if out:
+        print(f"wrote {len(frame)} rows to {out}")
+
+
+_DETAIL_PREFIXES = (
+    "spec",
+    "trained_",
+    "recipe",
+    "best_",
+    "checkpoint",
+    "node_id",
+    "run_dir",
+    "reason",
+    "wall_time",
+    "epochs",
+    "fvcore",
+    "macs",
+    "params",
+    "images_per_s",
+    "resumed",
+    "train_loss",
+)
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from sksearch.results import (
+        default_reference,
+        hypervolume,
+        knee,
+        load_results,
+        pareto,
+        parse_objectives,
+        seed_means,
+    )
+
+    frame = load_results(args.run_dirs)
+    objectives = parse_objectives(args.objectives, frame)
+    front = pareto(frame, objectives)
+    if front.empty:
+        raise ConfigError("RUN_DIR", "no completed trial has every objective")
+    reference = _reference(args.reference, objectives) or default_reference(frame, objectives)
+    names = [name for name, _ in objectives]
+    shown = front[["archid", *[c for n in names for c in (n, f"{n}_std")], "n"]].copy()
+    knee_index = knee(front, objectives)
+    shown.insert(0, "knee", ["*" if i == knee_index else "" for i in range(len(shown))])
+    _emit(shown, args.format, args.out)
+    points = seed_means(frame, objectives)
+    print(
+        f"{len(front)} networks on the front, of {len(points)} networks ({points['n'].sum()} completed trials); "
+        f"objectives {', '.join(f'{n}:{m}' for n, m in objectives)}"
+    )
+    print(
+        f"hypervolume {hypervolume(front, objectives, reference):.6g} against reference point "
+        f"({', '.join(f'{v:g}' for v in reference)})"
+    )
+    knee_row = front.iloc[knee_index]
+    print(f"knee: {knee_row['archid']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")")
+    if args.plot:
+        from sksearch.analysis import plot_pareto
+        from sksearch.results import published_points
+
+        print(f"wrote {plot_pareto(frame, objectives, args.plot, published_points(frame))}")
+    return 0
+
+
+def _reference(text: str | None, objectives) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(item) for item in text.split(",")]
+    except ValueError:
+        raise ConfigError("--reference", f"must be numbers separated by commas, got {text!r}") from None
+    if len(values) != len(objectives):
+        raise ConfigError("--reference", f"needs {len(objectives)} values, one per objective, got {len(values)}")
+    return values
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from sksearch.files import atomic_write_text
+    from sksearch.results import load_results, paper_table, render_paper_table
+
+    frame = load_results(args.run_dirs)
+    table = paper_table(frame, args.paper)
+    text = render_paper_table(table, args.paper, list(frame.get("recipe", [])))
+    print(text)
+    from sksearch.files import is_uri
+
+    if not args.out and is_uri(args.run_dirs[0]):
+        raise ConfigError("--out", "is required when the sweep is at a URI")
+    out = Path(args.out or args.run_dirs[0])
+    markdown = atomic_write_text(out / f"paper_{args.paper}.md", text)
+    csv = atomic_write_text(out / f"paper_{args.paper}.csv", table.to_csv(index=False))
+    print(f"wrote {markdown} and {csv}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sksearch.results import export, load_results, parse_objectives, select_for_export
+
+    frame = load_results(args.run_dirs)
+    objectives = parse_objectives(args.objectives, frame) if args.pareto else None
+    chosen = select_for_export(frame, front_objectives=objectives, best=args.best, top=args.top, archid=args.archid)
+    folders = export(chosen, args.out)
+    for folder in folders:
+        print(folder)
+    print(f"exported {len(folders)} configurations to {args.out}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from sksearch.analysis import plot_curves, plot_edf, plot_pareto
+    from sksearch.results import learning_curves, load_results, parse_objectives, published_points
+
+    frame = load_results(args.run_dirs)
+    if args.kind == "pareto":
+        path = plot_pareto(frame, parse_objectives(args.objectives, frame), args.out, published_points(frame))
+    elif args.kind == "edf":
+        path = plot_edf(frame, args.out, by=args.by.split(",") if args.by else None, metric=args.metric)
+    else:
+        path = plot_curves(learning_curves(args.run_dirs), frame, args.out, top=args.top, metric=args.metric)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from sksearch.analysis import attention_by_scale, folder_batches, load_model, synthetic_batches, write_attention
+
+    scales = _float_list(args.scales, "--scales")
+    model, spec, recipe = load_model(args.source)
+    if args.data_root:
+        batches = folder_batches(args.data_root, spec, scales, args.samples)
+    else:
+        batches = synthetic_batches(spec, recipe, scales, args.samples, seed=args.seed)
+    units, channels = attention_by_scale(model, spec, batches)
+    out = Path(
+        args.out or (Path(args.source) if Path(args.source).is_dir() else Path(args.source).parent) / "attention"
+    )
+    paths = write_attention(units, channels, out)
+    pivot = units.pivot(index="unit", columns="scale", values="difference").loc[list(dict.fromkeys(units["unit"]))]
+    print("attention of the larger kernel minus the smaller, per SK unit and object scale:")
+    print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _float_list(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(item) for item in text.split(",")]
+    except ValueError:
+        raise ConfigError(flag, f"must be numbers separated by commas, got {text!r}") from None
+    if any(value <= 0 for value in values):
+        raise ConfigError(flag, f"must be positive, got {text!r}")
+    return values
 
 
 def cmd_space_show(args: argparse.Namespace) -> int:
@@ -371,6 +584,54 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("run_dir")
     status.add_argument("--json", action="store_true")
 
+    results = verb("results", cmd_results, "the merged results table of one or more sweeps")
+    results.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    results.add_argument("--format", choices=("table", "csv", "parquet", "json"), default="table")
+    results.add_argument("--where", help="a pandas query, e.g. \"status == 'completed' and gmacs < 4.5\"")
+    results.add_argument("--sort", help="column to sort by, COLUMN[:asc|desc]")
+    results.add_argument("--columns", help="comma-separated columns to keep")
+    results.add_argument("--out", help="write to this file instead of printing")
+
+    front = verb("pareto", cmd_pareto, "the non-dominated trials, hypervolume and knee")
+    front.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    front.add_argument("--objectives", default="top1_err:min,gmacs:min", help="2 or 3, e.g. top1_err:min,gmacs:min")
+    front.add_argument("--reference", help="hypervolume reference point, one value per objective")
+    front.add_argument("--plot", help="also draw every trial, the front and published points to this PNG")
+    front.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    front.add_argument("--out")
+
+    table = verb("table", cmd_table, "a paper table's layout with our measurements beside the published")
+    table.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    table.add_argument("--paper", required=True, help="table3, table4, table5, table6, table7 or tables8")
+    table.add_argument("--out", help="folder for paper_<table>.md and .csv (default: the first RUN_DIR)")
+
+    export = verb("export", cmd_export, "write configurations that rebuild the exact model, with weights")
+    export.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--pareto", action="store_true", help="every point of the Pareto front")
+    chosen.add_argument("--best", metavar="METRIC[:min|max]", help="the best trials by a column")
+    chosen.add_argument("--archid", help="the best trial of this network")
+    export.add_argument("--top", type=positive_int, default=1, help="with --best: how many")
+    export.add_argument("--objectives", default="top1_err:min,gmacs:min", help="with --pareto")
+    export.add_argument("--out", required=True)
+
+    plot = verb("plot", cmd_plot, "PNG plots: Pareto scatter, EDFs per design choice, learning curves")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--kind", choices=("pareto", "edf", "curves"), required=True)
+    plot.add_argument("--out", required=True, help="the PNG file")
+    plot.add_argument("--objectives", default="top1_err:min,gmacs:min", help="for --kind pareto")
+    plot.add_argument("--by", help="for --kind edf: design-choice columns (default: every varying knob)")
+    plot.add_argument("--metric", default="top1_err")
+    plot.add_argument("--top", type=positive_int, default=5, help="for --kind curves: how many trials")
+
+    attention = verb("attention", cmd_attention, "SK attention vs. object scale (paper Sec. 4.4)")
+    attention.add_argument("source", help="an export folder, a checkpoint.pt, or a folder holding one")
+    attention.add_argument("--scales", default="1.0,1.5,2.0")
+    attention.add_argument("--samples", type=positive_int, default=256)
+    attention.add_argument("--data-root", help="an ImageFolder tree to use instead of the synthetic set")
+    attention.add_argument("--seed", type=int, default=0)
+    attention.add_argument("--out", help="output folder (default: <source>/attention)")
+
     space = verb("space", _missing_subverb, "inspect a search space file")
     space_verbs = space.add_subparsers(dest="space_verb", required=True, parser_class=_Parser)
     show = space_verbs.add_parser("show", help="knobs, size, pass-rate and complexity range")
@@ -407,6 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"sksearch {args.verb}: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader (| head) left: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout for the interpreter's exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

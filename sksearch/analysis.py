@@ -1,0 +1,322 @@
+"""Pictures and the attention analysis: Pareto scatters, EDFs of error per design choice (pycls
+style), learning curves, and attention vs. object scale (paper Sec. 4.4, Fig. 3 and 4).
+
+Plots are PNG files drawn with matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sksearch.files import atomic_write, atomic_write_text
+from sksearch.layers import record_attention
+from sksearch.results import Objectives, pareto, seed_means
+from sksearch.spec import ConfigError, NetSpec
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, out: str | Path) -> Path:
+    plt = _pyplot()
+    path = atomic_write(out, lambda temporary: figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(figure)
+    return path
+
+
+# -- plots of a sweep ---------------------------------------------------------------------------
+
+
+def plot_pareto(
+    frame: pd.DataFrame, objectives: Objectives, out: str | Path, paper: pd.DataFrame | None = None
+) -> Path:
+    """Every trial (seed means), the front, and `paper`'s published points (results.published_points)."""
+    plt = _pyplot()
+    (x, _), (y, _) = objectives[0], objectives[1]
+    points, front = seed_means(frame, objectives), pareto(frame, objectives)
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    color = points[objectives[2][0]] if len(objectives) == 3 else None
+    scatter = axes.scatter(points[x], points[y], c=color, s=18, alpha=0.6, label="trials (seed mean)")
+    if color is not None:
+        figure.colorbar(scatter, ax=axes, label=objectives[2][0])
+    ordered = front.sort_values(x)
+    axes.errorbar(
+        ordered[x],
+        ordered[y],
+        xerr=ordered[f"{x}_std"],
+        yerr=ordered[f"{y}_std"],
+        fmt="o-",
+        color="tab:red",
+        label="Pareto front",
+        capsize=2,
+    )
+    if paper is not None and x in paper and y in paper:
+        shown = paper.dropna(subset=[x, y])
+        if len(shown):
+            axes.scatter(shown[x], shown[y], marker="*", s=120, color="black", label="published (paper)")
+    axes.set_xlabel(x)
+    axes.set_ylabel(y)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+def edf(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Fraction of models with error below each value of `grid` (the empirical distribution)."""
+    values = np.sort(np.asarray(values, dtype=float))
+    return np.searchsorted(values, grid, side="right") / max(len(values), 1)
+
+
+def design_choices(frame: pd.DataFrame) -> list[str]:
+    """Columns worth an EDF: those with 2..12 distinct values, the space's own knobs first; the
+    `spec_*` columns (which restate the knobs) only when no knob varies."""
+    fixed = {
+        "trial_id",
+        "sweep",
+        "status",
+        "reason",
+        "archid",
+        "spec",
+        "recipe_json",
+        "checkpoint",
+        "run_dir",
+        "node_id",
+        "trained_archid",
+        "recipe",
+    }
+    numeric_results = {
+        "top1_err",
+        "top5_err",
+        "train_loss",
+        "best_top1_err",
+        "best_top5_err",
+        "params",
+        "params_m",
+        "macs",
+        "gmacs",
+        "fvcore_flops",
+        "wall_time",
+        "images_per_s",
+        "trained_params",
+        "trained_macs",
+        "trained_gmacs",
+        "epochs",
+        "best_epoch",
+        "resumed_at_epoch",
+    }
+    varying = [c for c in frame.columns if c not in fixed | numeric_results and 2 <= frame[c].nunique() <= 12]
+    knobs = [c for c in varying if not c.startswith("spec_")]
+    return knobs or varying
+
+
+def plot_edf(frame: pd.DataFrame, out: str | Path, by: Sequence[str] | None = None, metric: str = "top1_err") -> Path:
+    """One panel per design choice, one EDF curve per value of it."""
+    plt = _pyplot()
+    done = frame[frame["status"] == "completed"].dropna(subset=[metric])
+    columns = list(by) if by else design_choices(done)
+    for column in columns:
+        if column not in done:
+            raise ConfigError("--by", f"no column {column!r} in the results table")
+    if not columns:
+        raise ConfigError("--by", "no design choice varies across the finished trials")
+    grid = np.linspace(done[metric].min(), done[metric].max(), 200)
+    figure, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.6), squeeze=False)
+    for panel, column in zip(axes[0], columns, strict=True):
+        for value, group in done.groupby(column, sort=True):
+            panel.plot(grid, edf(group[metric], grid), label=f"{value} (n={len(group)})")
+        panel.set_title(column)
+        panel.set_xlabel(metric)
+        panel.set_ylabel("fraction of models with error < e")
+        panel.legend(fontsize=7)
+        panel.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+def plot_curves(
+    history: pd.DataFrame, frame: pd.DataFrame, out: str | Path, top: int = 5, metric: str = "top1_err"
+) -> Path:
+    """Learning curves of the `top` best trials (by final `metric`)."""
+    plt = _pyplot()
+    if history.empty:
+        raise ConfigError("RUN_DIR", "has no history.parquet yet (it is written when a sweep run ends)")
+    best = frame[frame["status"] == "completed"].nsmallest(top, metric)
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for row in best.to_dict("records"):
+        curve = history[history["trial_id"] == row["trial_id"]].sort_values("epoch")
+        axes.plot(curve["epoch"], curve[metric], marker="o", label=f"{row['archid']} ({row['trial_id']})")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(metric)
+    axes.legend(fontsize=7)
+    axes.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+# -- attention vs. object scale (Sec. 4.4) ------------------------------------------------------
+
+
+def load_model(source: str | Path):
+    """(model, spec, recipe dict) from an export folder, a checkpoint file or a folder holding one."""
+    from sksearch.results import load_export
+    from sksearch.train import CHECKPOINT, load_checkpoint
+
+    source = Path(source)
+    if (source / "weights.safetensors").exists():
+        import json
+
+        model, spec = load_export(source)
+        recipe = json.loads((source / "recipe.json").read_text()) if (source / "recipe.json").exists() else {}
+        return model, spec, recipe
+    file = source / CHECKPOINT if source.is_dir() else source
+    if not file.exists():
+        raise ConfigError(str(source), "is neither an export folder (weights.safetensors) nor a checkpoint")
+    from sksearch.nets import build
+
+    spec, weights, recipe = load_checkpoint(file)
+    model = build(spec)
+    model.load_state_dict(weights)
+    return model, spec, recipe
+
+
+def enlarge_by_cropping(images: torch.Tensor, factor: float) -> torch.Tensor:
+    """The paper's enlargement of a real image: crop the central 1/factor and resize it back."""
+    size = images.shape[-1]
+    crop = max(1, round(size / factor))
+    start = (size - crop) // 2
+    centre = images[..., start : start + crop, start : start + crop]
+    return torch.nn.functional.interpolate(centre, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def attention_by_scale(
+    model: torch.nn.Module,
+    spec: NetSpec,
+    batches: dict[float, torch.Tensor],
+    batch_size: int = 64,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per unit and scale: mean attention of each branch and `difference` = the branch with the
+    largest receptive kernel minus the smallest (mean over images and channels, with the std over
+    images); and per channel, the mean attention of every branch."""
+    kernels = [branch.receptive_kernel for branch in spec.unit.branches]
+    large, small = int(np.argmax(kernels)), int(np.argmin(kernels))
+    if large == small:
+        raise ConfigError("model", "needs branches of different receptive sizes to compare")
+    model.eval()
+    units, channels = [], []
+    for scale, images in batches.items():
+        recorded: dict[str, list[torch.Tensor]] = {}
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                with record_attention(model) as weights:
+                    model(images[start : start + batch_size])
+                for label, value in weights.items():
+                    recorded.setdefault(label, []).append(value)
+        if not recorded:
+            raise ConfigError("model", "has no SK unit with attention to record")
+        for label, parts in recorded.items():
+            attention = torch.cat(parts)  # (images, M, channels)
+            per_image = attention.mean(dim=2)  # (images, M)
+            difference = per_image[:, large] - per_image[:, small]
+            units.append(
+                {
+                    "unit": label,
+                    "scale": scale,
+                    **{f"attention_branch{m}": float(per_image[:, m].mean()) for m in range(attention.shape[1])},
+                    "attention_small": float(per_image[:, small].mean()),
+                    "attention_large": float(per_image[:, large].mean()),
+                    "difference": float(difference.mean()),
+                    "difference_std": float(difference.std()) if len(difference) > 1 else 0.0,
+                    "images": len(attention),
+                }
+            )
+            mean = attention.mean(dim=0)  # (M, channels)
+            for branch in range(mean.shape[0]):
+                channels.append(
+                    pd.DataFrame(
+                        {
+                            "unit": label,
+                            "scale": scale,
+                            "branch": branch,
+                            "channel": np.arange(mean.shape[1]),
+                            "attention": mean[branch].numpy(),
+                        }
+                    )
+                )
+    return pd.DataFrame(units), pd.concat(channels, ignore_index=True)
+
+
+def synthetic_batches(spec: NetSpec, recipe: dict, scales: Sequence[float], samples: int, seed: int = 0):
+    """The synthetic validation images, re-rendered with the objects enlarged by each scale."""
+    from sksearch.data import SyntheticShapes
+
+    base = SyntheticShapes(
+        samples,
+        num_classes=spec.num_classes,
+        image_size=spec.input_size,
+        scale_range=tuple(recipe.get("scale_range", (1.0, 2.0))),
+        seed=seed,
+        split="val",
+    )
+    return {scale: torch.stack([base.enlarged(scale)[i][0] for i in range(samples)]) for scale in scales}
+
+
+def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], samples: int):
+    """Images of an ImageFolder tree, centre-cropped and resized to enlarge their objects."""
+    from torchvision import datasets, transforms
+
+    from sksearch.data import IMAGENET_MEAN, IMAGENET_STD
+
+    size = spec.input_size
+    transform = transforms.Compose(
+        [
+            transforms.Resize(size),
+            transforms.CenterCrop(size),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    try:
+        dataset = datasets.ImageFolder(str(root), transform=transform)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise ConfigError("--data-root", str(error)) from None
+    images = torch.stack([dataset[i][0] for i in range(min(samples, len(dataset)))])
+    return {scale: enlarge_by_cropping(images, scale) for scale in scales}
+
+
+def plot_attention(units: pd.DataFrame, out: str | Path) -> Path:
+    """Like Fig. 3c (right): larger-minus-smaller kernel attention per SK unit, one line per scale."""
+    plt = _pyplot()
+    order = list(dict.fromkeys(units["unit"]))
+    figure, axes = plt.subplots(figsize=(max(6.4, 0.45 * len(order)), 4.0))
+    for scale, group in units.groupby("scale", sort=True):
+        group = group.set_index("unit").loc[order]
+        axes.errorbar(
+            range(len(order)),
+            group["difference"],
+            yerr=group["difference_std"],
+            marker="o",
+            capsize=2,
+            label=f"{scale:g}x",
+        )
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.set_xticks(range(len(order)), order, rotation=60, fontsize=7)
+    axes.set_ylabel("attention: larger kernel - smaller kernel")
+    axes.legend(title="object scale")
+    axes.grid(alpha=0.3)
+    return _save(figure, out)
+
+
+def write_attention(units: pd.DataFrame, channels: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    csv = atomic_write_text(out_dir / "attention.csv", units.to_csv(index=False))
+    table = atomic_write(out_dir / "attention_channels.parquet", lambda temporary: channels.to_parquet(temporary))
+    return [csv, table, plot_attention(units, out_dir / "attention.png")]

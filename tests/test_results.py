@@ -1,0 +1,313 @@
+"""Results: Pareto fronts, hypervolume, knee, paper tables, export, plots, attention analysis."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+import torch
+
+import sksearch
+from sksearch.cli import main
+from sksearch.complexity import count
+from sksearch.results import (
+    hypervolume,
+    knee,
+    load_export,
+    paper_table,
+    pareto,
+    parse_objectives,
+    render_paper_table,
+    seed_means,
+)
+from sksearch.sweep import plan_sweep, run_sweep
+from sksearch.table import TRIALS
+
+SPACES = Path(__file__).parents[1] / "spaces"
+
+
+def trials(rows):
+    """A hand-made results table: (archid, seed, top1_err, gmacs[, status])."""
+    records = []
+    for index, (archid, seed, error, gmacs, *status) in enumerate(rows):
+        records.append(
+            {
+                "trial_id": f"t{index}",
+                "archid": archid,
+                "seed": seed,
+                "top1_err": error,
+                "gmacs": gmacs,
+                "status": status[0] if status else "completed",
+                "recipe_json": json.dumps({"seed": seed}),
+            }
+        )
+    return pd.DataFrame(records)
+
+
+MIN_MIN = [("top1_err", "min"), ("gmacs", "min")]
+
+
+def test_pareto_known_answer():
+    frame = trials(
+        [("a", 0, 20.0, 4.0), ("b", 0, 22.0, 3.0), ("c", 0, 25.0, 2.0), ("d", 0, 23.0, 3.5), ("e", 0, 30.0, 2.5)]
+    )
+    front = pareto(frame, MIN_MIN)
+    assert list(front["archid"]) == ["a", "b", "c"]  # d is dominated by b, e by c
+
+
+def test_pareto_keeps_ties_and_drops_nan_and_failed_trials():
+    frame = trials(
+        [
+            ("a", 0, 20.0, 4.0),
+            ("twin", 0, 20.0, 4.0),
+            ("b", 0, 22.0, 3.0),
+            ("nan", 0, float("nan"), 1.0),
+            ("broken", 0, 1.0, 1.0, "failed"),
+            ("halted", 0, 2.0, 0.5, "stopped"),
+        ]
+    )
+    front = pareto(frame, MIN_MIN)
+    assert sorted(front["archid"]) == ["a", "b", "twin"]
+
+
+def test_pareto_on_seed_means_with_std_and_n():
+    frame = trials([("a", 0, 20.0, 4.0), ("a", 1, 22.0, 4.0), ("a", 2, 24.0, 4.0), ("b", 0, 21.0, 5.0)])
+    points = seed_means(frame, MIN_MIN)
+    a = points[points["archid"] == "a"].iloc[0]
+    assert (a["top1_err"], a["top1_err_std"], a["n"]) == (22.0, 2.0, 3)
+    assert sorted(a["trial_ids"]) == ["t0", "t1", "t2"]
+    assert set(pareto(frame, MIN_MIN)["archid"]) == {"a", "b"}  # b is more accurate on its one seed, but costlier
+
+
+def test_pareto_maximised_objectives_and_three_objectives():
+    frame = trials([("a", 0, 20.0, 4.0), ("b", 0, 22.0, 3.0)])
+    frame["images_per_s"] = [100.0, 50.0]
+    assert list(pareto(frame, [("top1_err", "min"), ("images_per_s", "max")])["archid"]) == ["a"]
+    front = pareto(frame, [("top1_err", "min"), ("gmacs", "min"), ("images_per_s", "max")])
+    assert sorted(front["archid"]) == ["a", "b"]
+
+
+def test_hypervolume_against_known_values():
+    front = pd.DataFrame({"top1_err": [1.0, 2.0, 3.0], "gmacs": [3.0, 2.0, 1.0]})
+    # staircase below (4, 4): 3x1 + 2x1 + 1x1
+    assert hypervolume(front, MIN_MIN, [4.0, 4.0]) == pytest.approx(6.0)
+    assert hypervolume(front, MIN_MIN, [2.5, 2.5]) == pytest.approx(0.25)  # only (2, 2) is inside: 0.5 x 0.5
+    cube = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0], "c": [0.0, 0.0]})
+    objectives = [("a", "min"), ("b", "min"), ("c", "min")]
+    assert hypervolume(cube, objectives, [2.0, 2.0, 1.0]) == pytest.approx(3.0)  # two 2x1x1 boxes overlapping in 1
+    maximised = pd.DataFrame({"top1_err": [1.0], "acc": [5.0]})
+    assert hypervolume(maximised, [("top1_err", "min"), ("acc", "max")], [3.0, 1.0]) == pytest.approx(8.0)
+
+
+def test_knee_is_the_point_nearest_the_ideal():
+    front = pd.DataFrame({"top1_err": [10.0, 11.0, 20.0], "gmacs": [9.0, 2.0, 1.0]})
+    assert knee(front, MIN_MIN) == 1
+
+
+def test_objective_names_are_checked():
+    frame = trials([("a", 0, 20.0, 4.0)])
+    with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[1\]: no column 'flops'"):
+        parse_objectives("top1_err:min,flops:min", frame)
+    with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[0\]: mode must be min or max"):
+        parse_objectives("top1_err:low,gmacs", frame)
+    with pytest.raises(sksearch.ConfigError, match="2 or 3 objectives"):
+        parse_objectives("top1_err", frame)
+    with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[0\]: column 'archid' is not numeric"):
+        parse_objectives("archid,gmacs", frame)
+
+
+# -- on a real sweep ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("sweeps")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        settings = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
+        plan = plan_sweep(SPACES / "table7.yaml", recipe="smoke", settings=settings, storage=str(storage), seeds=[0, 1])
+        # two table rows of Table 7 only, to stay quick: K3+K5 summed and selected
+        data = dict(plan.space_data)
+        data["knobs"] = {"branches": {"grid": ["K3+K5"]}, "attention": {"grid": [False, True]}}
+        plan = plan_sweep(
+            _write_space(storage, data),
+            recipe="smoke",
+            settings=settings,
+            storage=str(storage),
+            seeds=[0, 1],
+            name="t7",
+        )
+        run_sweep(plan, progress=False)
+    finally:
+        ray.shutdown()
+    return storage / "t7"
+
+
+def _write_space(folder, data):
+    import yaml
+
+    path = folder / "t7.yaml"
+    data = {**data, "recipe": "smoke"}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_results_verb_merges_filters_and_formats(sweep_dir, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "results",
+                str(sweep_dir),
+                str(sweep_dir),
+                "--where",
+                "attention == True",
+                "--format",
+                "csv",
+                "--out",
+                str(tmp_path / "t.csv"),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == 4 and set(table["attention"]) == {True}  # 2 seeds, read twice
+    capsys.readouterr()
+    assert main(["results", str(sweep_dir), "--sort", "top1_err:desc", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["top1_err"] for r in rows] == sorted((r["top1_err"] for r in rows), reverse=True)
+
+
+def test_pareto_verb_on_a_sweep_with_plot(sweep_dir, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "pareto",
+                str(sweep_dir),
+                "--objectives",
+                "top1_err:min,gmacs:min",
+                "--plot",
+                str(tmp_path / "front.png"),
+                "--reference",
+                "100,5",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "of 2 networks (4 completed trials)" in out and "reference point (100, 5)" in out and "knee:" in out
+    assert (tmp_path / "front.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paper_table_shows_missing_rows_as_missing(sweep_dir, tmp_path):
+    frame = pd.read_parquet(sweep_dir / TRIALS)
+    table = paper_table(frame, "table7")
+    assert len(table) == 11
+    ran = table[table["status"] == "run"]
+    assert set(ran["model"]) == {"sknet50_k3k5_sum", "sknet50_k3k5_sk"}
+    assert (ran["n"] == 2).all() and ran["top1_err_std"].notna().all()
+    missing = table[table["status"] == "missing"]
+    assert len(missing) == 9 and missing["top1_err"].isna().all()  # not invented
+    text = render_paper_table(table, "table7", ["smoke"])
+    assert text.count("| missing |") == 9 and "recipe smoke" in text
+    assert main(["table", str(sweep_dir), "--paper", "table7", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "paper_table7.md").exists() and (tmp_path / "paper_table7.csv").exists()
+
+
+def test_export_round_trip(sweep_dir, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert main(["export", str(sweep_dir), "--best", "top1_err", "--top", "2", "--out", str(out)]) == 0
+    folders = sorted(out.iterdir())
+    assert len(folders) == 2
+    frame = pd.read_parquet(sweep_dir / TRIALS).set_index("trial_id")
+    for folder in folders:
+        row = frame.loc[folder.name.split("-", 1)[1]]
+        model, spec = load_export(folder)  # the weights load into the rebuilt spec
+        complexity = count(spec)
+        assert (spec.archid, complexity.params, complexity.macs) == (
+            row["trained_archid"],
+            row["trained_params"],
+            row["trained_macs"],
+        )
+        recorded = json.loads((folder / "complexity.json").read_text())
+        assert recorded["trained"]["archid"] == spec.archid and recorded["declared"]["archid"] == row["archid"]
+        declared = sksearch.read_spec(folder / "declared_spec.yaml")
+        assert declared.archid == row["archid"] and count(declared).params == row["params"]
+        assert json.loads((folder / "recipe.json").read_text())["name"] == "smoke"
+        assert json.loads((folder / "metrics.json").read_text())["top1_err"] == pytest.approx(row["top1_err"])
+        with torch.no_grad():
+            assert model.eval()(torch.randn(2, 3, spec.input_size, spec.input_size)).shape == (2, spec.num_classes)
+    assert main(["export", str(sweep_dir), "--pareto", "--out", str(tmp_path / "front")]) == 0
+    assert main(["export", str(sweep_dir), "--archid", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "--archid: no completed trial has archid 'nope'" in capsys.readouterr().err
+
+
+def test_plots(sweep_dir, tmp_path):
+    for kind in ("pareto", "edf", "curves"):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", str(sweep_dir), "--kind", kind, "--out", str(out)]) == 0
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", str(sweep_dir), "--kind", "edf", "--by", "colour", "--out", str(tmp_path / "x.png")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pareto", "{tmp}", "--objectives", "top1_err:min,gmacs:min"], "is not a sksearch sweep folder"),
+        (["pareto", "{sweep}", "--objectives", "top1_err:min,flops:min"], "--objectives[1]: no column 'flops'"),
+        (["pareto", "{sweep}", "--reference", "1,2,3"], "--reference: needs 2 values"),
+        (["results", "{sweep}", "--where", "top1_err >>> 3"], "--where: cannot evaluate"),
+        (["results", "{sweep}", "--format", "parquet"], "--out: is required with --format parquet"),
+        (["table", "{sweep}", "--paper", "table9"], "--paper: must be one of table3"),
+        (["results", "{tmp}/missing"], "is not a sksearch sweep folder"),
+    ],
+)
+def test_bad_results_input_is_one_line_and_exit_2(sweep_dir, tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path, sweep=sweep_dir) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+# -- attention vs. object scale -----------------------------------------------------------------
+
+
+def test_attention_analysis_on_a_trained_sk_model(tmp_path, capsys):
+    from sksearch.recipes import recipe_from
+    from sksearch.train import train
+
+    recipe = recipe_from(
+        {"preset": "smoke", "epochs": 3, "train_samples": 256, "val_samples": 64, "batch_size": 32, "threads": 1}
+    )
+    train("sknet26", recipe, tmp_path / "trial")
+    out = tmp_path / "attention"
+    assert (
+        main(["attention", str(tmp_path / "trial"), "--scales", "1.0,1.5,2.0", "--samples", "24", "--out", str(out)])
+        == 0
+    )
+    units = pd.read_csv(out / "attention.csv")
+    labels = [f"SK_{s}_{u}" for s in (2, 3, 4, 5) for u in (1, 2)]
+    assert len(units) == len(labels) * 3 and set(units["scale"]) == {1.0, 1.5, 2.0}
+    assert set(units["unit"]) == set(labels) and (units["images"] == 24).all()
+    np.testing.assert_allclose(units["attention_branch0"] + units["attention_branch1"], 1.0, atol=1e-5)
+    # K5 (3x3 D=2) is the larger kernel: difference = its attention minus K3's
+    np.testing.assert_allclose(units["difference"], units["attention_branch1"] - units["attention_branch0"], atol=1e-6)
+    channels = pd.read_parquet(out / "attention_channels.parquet")
+    widths = {label: 16 * 2 ** (int(label.split("_")[1]) - 2) for label in labels}  # 1/8 of 128, 256, ...
+    for (label, scale), group in channels.groupby(["unit", "scale"]):
+        assert len(group) == 2 * widths[label]
+        sums = group.groupby("channel")["attention"].sum()
+        np.testing.assert_allclose(sums, 1.0, atol=1e-5)
+        mean_of_channels = group[group["branch"] == 1]["attention"].mean()
+        row = units[(units["unit"] == label) & (units["scale"] == scale)].iloc[0]
+        assert mean_of_channels == pytest.approx(row["attention_branch1"], abs=1e-5)
+    assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    assert "SK_3_1" in capsys.readouterr().out
+
+
+def test_attention_needs_a_model_and_sane_scales(tmp_path, capsys):
+    assert main(["attention", str(tmp_path), "--samples", "4"]) == 2
+    assert "is neither an export folder" in capsys.readouterr().err
+    assert main(["attention", str(tmp_path), "--scales", "1,-2"]) == 2
+    assert "--scales: must be positive" in capsys.readouterr().err
