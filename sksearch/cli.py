@@ -211,7 +211,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.run_dir)
     print(f"resuming sweep {plan.name} in {args.run_dir}")
-    table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)
+    table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus)
     _print_outcome(args.run_dir, table, plan.objectives)
     return 0
 
@@ -578,7 +578,6 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir")
     resume.add_argument("--address")
     resume.add_argument("--num-cpus", type=positive_int)
-    resume.add_argument("--quiet", action="store_true")
 
     status = verb("status", cmd_status, "counts by state, best so far, elapsed time")
     status.add_argument("run_dir")

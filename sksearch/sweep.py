@@ -759,11 +759,11 @@ def resume_sweep(
     *,
     address: str | None = None,
     num_cpus: int | None = None,
-    progress: bool = True,
     trial_fn: Callable = run_trial,
 ):
     """Continue a sweep whose driver stopped: finished trials are kept, unfinished and errored
-    ones continue from their checkpoints, the searcher's state (Optuna's study too) is restored."""
+    ones continue from their checkpoints, the searcher's state (Optuna's study too) is restored.
+    Ray restores the run's callbacks too, so the live table shows as the original sweep chose."""
     from ray import tune
 
     run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)

@@ -86,6 +86,25 @@ def test_an_nsga2_sweep_records_both_objectives_and_launches_no_infeasible_netwo
     assert {sksearch.preset("sknet50").archid, sksearch.preset("resnext50_32x4d").archid} <= set(table["archid"])
 
 
+def test_a_tpe_sweep_with_asha_early_stopping(tmp_path):
+    plan = plan_sweep(
+        SPACES / "smoke.yaml",
+        settings={**QUICK, "epochs": 4},
+        algorithm="tpe",
+        num_samples=4,
+        early_stopping="asha",
+        objectives="top1_err:min",
+        storage=str(tmp_path),
+        name="asha",
+    )
+    table = run_sweep(plan, progress=False)
+    assert len(table) == 4 and set(table["status"]) <= {"completed", "stopped"}
+    assert (table["status"] == "completed").any()
+    stopped = table[table["status"] == "stopped"]
+    assert stopped["reason"].str.startswith("early stopping after epoch").all()
+    assert (stopped["epochs"] < 4).all() and (table[table["status"] == "completed"]["epochs"] == 4).all()
+
+
 def test_a_diverging_trial_is_recorded_as_failed_while_the_others_finish(tmp_path):
     space = write(
         tmp_path,

@@ -119,7 +119,7 @@ def test_a_killed_driver_resumes_without_running_a_finished_trial_again(tmp_path
     }
     assert len(finished_before) >= 2 and len(logs_before) >= 2
 
-    output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
+    output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2"))
     assert "results table" in output
     table = read_trials(str(run_dir))
     assert len(table) == 4 and set(table["status"]) == {"completed"}
