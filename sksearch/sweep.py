@@ -29,6 +29,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import ray
+from ray import tune
+from ray.tune import Callback
+from ray.tune.search import Searcher
+
 from sksearch.complexity import count
 from sksearch.files import exists, is_uri, join, read_bytes, write_bytes
 from sksearch.presets import preset
@@ -248,8 +253,6 @@ def _candidates(plan: SweepPlan):
 def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
     """One Tune trial: the config's network trained under the plan's recipe, every epoch reported
     with a checkpoint; a retried trial continues from its last checkpoint."""
-    from ray import tune
-
     point, seed = plan.point_and_seed(config)
     candidate = plan.space.candidate(point)
     recipe = _trial_recipe(plan, point, seed)
@@ -325,8 +328,6 @@ class _Reporter:
 
 
 def _tune_report(payload: dict[str, Any], checkpoint: Path | None) -> None:
-    from ray import tune
-
     _report_with_checkpoint(tune.report, tune.Checkpoint, payload, checkpoint)
 
 
@@ -351,15 +352,12 @@ def _fvcore_flops(spec) -> int | None:
 
 
 def _node_id() -> str:
-    import ray
-
     return ray.get_runtime_context().get_node_id()
 
 
 def _run_data_parallel(plan: SweepPlan, spec, recipe: Recipe, static: dict[str, Any]) -> None:
     """A data-parallel trial: Ray Train's TorchTrainer runs `_data_parallel_worker` on N workers
     (DDP over gloo on CPUs, NCCL on GPUs); rank 0's reports reach Tune."""
-    from ray import tune
     from ray.train import RunConfig as TrainRunConfig
     from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -411,8 +409,6 @@ def _data_parallel_worker(config: dict[str, Any]) -> None:
 
 def _search_setup(plan: SweepPlan) -> tuple[dict[str, Any], Any, int]:
     """(param_space, search_alg, num_samples) for the plan's algorithm."""
-    from ray import tune
-
     search = plan.space.search
     if search.algorithm in ("grid", "random"):
         points = [candidate.knobs for candidate in _candidates(plan)]
@@ -448,13 +444,7 @@ def _optuna_searcher(plan: SweepPlan):
     )
 
 
-def _searcher_base():
-    from ray.tune.search import Searcher
-
-    return Searcher
-
-
-class FeasibleSearcher(_searcher_base()):
+class FeasibleSearcher(Searcher):
     """Wraps a searcher so that a suggestion the space rejects (a violated constraint) is never
     launched: the inner searcher is told it failed and is asked again."""
 
@@ -525,13 +515,7 @@ def _scheduler(plan: SweepPlan):
 # -- the table and the live view ----------------------------------------------------------------
 
 
-def _callback_base():
-    from ray.tune import Callback
-
-    return Callback
-
-
-class TableCallback(_callback_base()):
+class TableCallback(Callback):
     """Writes trials.parquet as trials end, and all rows plus history.parquet when a run ends."""
 
     def __init__(self, plan: SweepPlan):
@@ -614,7 +598,7 @@ def _trial_history(trial) -> list[dict[str, Any]]:
     return rows
 
 
-class LiveTable(_callback_base()):
+class LiveTable(Callback):
     """A compact live table of trials on the terminal (status, epoch, error, GMACs), at most every
     `interval` seconds."""
 
@@ -656,8 +640,6 @@ class LiveTable(_callback_base()):
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join a cluster (`ray://...` or `auto`) or start a local Ray with num_cpus and no dashboard."""
-    import ray
-
     # checkpointing every epoch is intended; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
@@ -671,9 +653,6 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def _trainable(plan: SweepPlan, trial_fn: Callable):
-    import ray
-    from ray import tune
-
     resources, cluster = plan.resources, ray.cluster_resources()
     gpus = resources.gpus_per_trial
     if gpus is None:
@@ -700,8 +679,6 @@ def _trainable(plan: SweepPlan, trial_fn: Callable):
 
 
 def _run_config(plan: SweepPlan, progress: bool):
-    from ray import tune
-
     callbacks = [TableCallback(plan)] + ([LiveTable(plan)] if progress else [])
     return tune.RunConfig(
         name=plan.name,
@@ -722,8 +699,6 @@ def run_sweep(
     trial_fn: Callable = run_trial,
 ):
     """Run a planned sweep to the end; returns the results table (a DataFrame)."""
-    from ray import tune
-
     connect(address, num_cpus)
     trainable, plan = _trainable(plan, trial_fn)  # refuses resources the cluster cannot give
     param_space, search_alg, num_samples = _search_setup(plan)
@@ -764,8 +739,6 @@ def resume_sweep(
     """Continue a sweep whose driver stopped: finished trials are kept, unfinished and errored
     ones continue from their checkpoints, the searcher's state (Optuna's study too) is restored.
     Ray restores the run's callbacks too, so the live table shows as the original sweep chose."""
-    from ray import tune
-
     run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)
     plan = load_plan(run_dir)
     if not tune.Tuner.can_restore(run_dir):

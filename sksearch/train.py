@@ -69,11 +69,11 @@ def learning_rate(recipe: Recipe, epoch: int) -> float:
 
 
 def pick_device(recipe: Recipe) -> torch.device:
-    if recipe.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if recipe.device == "cuda" and not torch.cuda.is_available():
+    if recipe.device == "cpu" or (recipe.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise ConfigError("device", "cuda was asked for but no GPU is visible")
-    return torch.device(recipe.device)
+    return torch.device("cuda", torch.cuda.current_device())  # an index: DDP needs device_ids
 
 
 def _autocast_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
