@@ -289,3 +289,21 @@ def test_space_verbs(tmp_path, capsys):
     table = pd.read_csv(out_csv)
     assert list(table["branch_1"]) == ["K7", "K5", "K3", "g64_5x5", "g128_7x7"]
     assert list(table.columns[:2]) == ["archid", "branch_1"]
+
+
+def test_point_for_finds_known_networks_and_refuses_others():
+    space = load_space(SPACES / "sknet50.yaml")
+    for name in ("sknet50", "resnext50_32x4d", "sknet50_k3k5k7_sk"):
+        point = space.point_for(sksearch.preset(name))
+        assert point is not None and space.spec_for(point).archid == sksearch.preset(name).archid
+    assert space.point_for(sksearch.preset("sknet101")) is None  # 23 units in conv4_x: outside depth_2's range
+    table7 = load_space(SPACES / "table7.yaml")
+    assert table7.point_for(sksearch.preset("sknet50_k3k7_sum")) == {"branches": "K3+K7", "attention": False}
+
+
+def test_recipe_knobs_change_the_training_not_the_network():
+    space = parse_space({"base": "sknet26", "knobs": {"lr": {"grid": [0.1, 0.05]}, "epochs": 3}, "recipe": "smoke"})
+    draw = space.enumerate()
+    assert len(draw) == 2 and draw[0].archid == draw[1].archid  # same network, two trainings
+    assert [space.recipe_for(c.knobs).lr for c in draw] == [0.1, 0.05]
+    assert space.recipe_for(draw[0].knobs).epochs == 3
