@@ -89,6 +89,14 @@ class SweepPlan:
     def space(self) -> Space:
         return parse_space(dict(self.space_data), default_name=self.name, source=self.space_file)
 
+    @cached_property
+    def candidates(self):
+        """The distinct feasible networks a grid or random search runs (drawn once)."""
+        space, search = self.space, self.space.search
+        if search.algorithm == "grid":
+            return space.enumerate()
+        return space.sample(search.num_samples, seed=search.seeds[0])
+
     @property
     def run_dir(self) -> str:
         return join(self.storage, self.name)
@@ -233,18 +241,11 @@ def _check_search(plan: SweepPlan) -> None:
     space, search = plan.space, plan.space.search
     if search.algorithm == "grid" and not space.finite:
         raise ConfigError("--algorithm", "grid needs a finite space (it has a float range): use random, tpe or nsga2")
-    if search.algorithm in ("grid", "random") and not len(_candidates(plan)):
-        raise ConfigError("knobs", f"no feasible network in space {space.name}: {_candidates(plan).summary()}")
+    if search.algorithm in ("grid", "random") and not len(plan.candidates):
+        raise ConfigError("knobs", f"no feasible network in space {space.name}: {plan.candidates.summary()}")
     for index, name in enumerate(search.seed_presets):
         if space.point_for(preset(name)) is None:
             raise ConfigError(f"search.seed_presets[{index}]", f"{name} is not a network of space {space.name}")
-
-
-def _candidates(plan: SweepPlan):
-    space, search = plan.space, plan.space.search
-    if search.algorithm == "grid":
-        return space.enumerate()
-    return space.sample(search.num_samples, seed=search.seeds[0])
 
 
 # -- the trial ----------------------------------------------------------------------------------
@@ -411,7 +412,7 @@ def _search_setup(plan: SweepPlan) -> tuple[dict[str, Any], Any, int]:
     """(param_space, search_alg, num_samples) for the plan's algorithm."""
     search = plan.space.search
     if search.algorithm in ("grid", "random"):
-        points = [candidate.knobs for candidate in _candidates(plan)]
+        points = [candidate.knobs for candidate in plan.candidates]
         seeds = list(search.seeds)
         param_space = {
             "point": tune.grid_search(points),
