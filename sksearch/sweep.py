@@ -292,27 +292,21 @@ def _trial_recipe(plan: SweepPlan, point: Mapping[str, Any], seed: int) -> Recip
 
 class _Reporter:
     """Turns `train` reports into Tune/Train reports: declared-network complexity under the
-    objective names, the trained network's as `trained_*`, a running best, a status."""
+    objective names, the trained network's as `trained_*`, the epoch this process started at, a status."""
 
     def __init__(self, static: dict[str, Any], epochs: int, send: Callable[[dict, Path | None], None]):
         self.static, self.epochs, self.send = static, epochs, send
-        self.history: list[dict[str, Any]] = []
         self.resumed_at: int | None = None
 
     def __call__(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
         if self.resumed_at is None:
             self.resumed_at = metrics["epoch"] - 1
-        self.history.append(metrics)
-        best = min(self.history, key=lambda m: m["top1_err"])
         payload = {
             **{k: v for k, v in metrics.items() if k not in ("archid", "params", "macs", "params_m", "gmacs")},
             "trained_archid": metrics["archid"],
             "trained_params": metrics["params"],
             "trained_macs": metrics["macs"],
             "trained_gmacs": metrics["gmacs"],
-            "best_top1_err": best["top1_err"],
-            "best_top5_err": best["top5_err"],
-            "best_epoch": best["epoch"],
             "resumed_at_epoch": self.resumed_at,
             **self.static,
         }

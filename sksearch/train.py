@@ -200,6 +200,8 @@ def train(
             "lr": learning_rate(recipe, epoch),
             **static,
         }
+        best = min([*history, metrics], key=lambda m: m["top1_err"])  # over every epoch, restored ones too
+        metrics.update(best_top1_err=best["top1_err"], best_top5_err=best["top5_err"], best_epoch=best["epoch"])
         history.append(metrics)
         if rank == 0:
             _save(checkpoint_path, epoch, model, optimizer, scaler, history, trained_spec, recipe)

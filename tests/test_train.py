@@ -34,9 +34,22 @@ def test_a_trial_reports_every_epoch_and_checkpoints(tmp_path):
     assert result.status == "completed" and result.epochs_run == 3
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
     first = reports[0][0]
-    for key in ("train_loss", "top1_err", "top5_err", "epoch_time", "images_per_s", "lr", "params", "macs"):
+    for key in (
+        "train_loss",
+        "top1_err",
+        "top5_err",
+        "epoch_time",
+        "images_per_s",
+        "lr",
+        "params",
+        "macs",
+        "best_top1_err",
+        "best_epoch",
+    ):
         assert key in first
     assert 0 <= first["top5_err"] <= first["top1_err"] <= 100
+    last = reports[-1][0]
+    assert last["best_top1_err"] == min(m["top1_err"] for m, _ in reports)
     assert first["params"] == sksearch.complexity.count(tiny().adapt(sksearch.preset("sknet26"), 8)).params
     assert all(path == tmp_path / CHECKPOINT for _, path in reports)
     spec, weights, recipe = load_checkpoint(tmp_path / CHECKPOINT)  # weights_only=True inside
