@@ -254,19 +254,20 @@ def attention_by_scale(
     return pd.DataFrame(units), pd.concat(channels, ignore_index=True)
 
 
-def synthetic_batches(spec: NetSpec, recipe: dict, scales: Sequence[float], samples: int, seed: int = 0):
-    """The synthetic validation images, re-rendered with the objects enlarged by each scale."""
+def synthetic_batches(spec: NetSpec, recipe: dict, scales: Sequence[float], samples: int, seed: int | None = None):
+    """The synthetic validation images the network was evaluated on (the recipe's data seed, unless
+    `seed` picks others), re-rendered with the objects enlarged by each scale."""
     from sksearch.data import SyntheticShapes
 
     base = SyntheticShapes(
         samples,
         num_classes=spec.num_classes,
         image_size=spec.input_size,
-        scale_range=tuple(recipe.get("scale_range", (1.0, 2.0))),
-        seed=seed,
+        scale_range=tuple(recipe.get("scale_range", (1.0, 3.0))),
+        seed=recipe.get("data_seed", 0) if seed is None else seed,
         split="val",
     )
-    return {scale: torch.stack([base.enlarged(scale)[i][0] for i in range(samples)]) for scale in scales}
+    return {scale: base.enlarged(scale).images.float() for scale in scales}
 
 
 def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], samples: int):
@@ -292,7 +293,7 @@ def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], sam
     return {scale: enlarge_by_cropping(images, scale) for scale in scales}
 
 
-def plot_attention(units: pd.DataFrame, out: str | Path) -> Path:
+def plot_attention(units: pd.DataFrame, out: str | Path, title: str = "") -> Path:
     """Like Fig. 3c (right): larger-minus-smaller kernel attention per SK unit, one line per scale."""
     plt = _pyplot()
     order = list(dict.fromkeys(units["unit"]))
@@ -310,13 +311,16 @@ def plot_attention(units: pd.DataFrame, out: str | Path) -> Path:
     axes.axhline(0, color="grey", linewidth=0.8)
     axes.set_xticks(range(len(order)), order, rotation=60, fontsize=7)
     axes.set_ylabel("attention: larger kernel - smaller kernel")
+    axes.set_xlabel("SK unit (stage_unit)")
+    if title:
+        axes.set_title(title, fontsize=9)
     axes.legend(title="object scale")
     axes.grid(alpha=0.3)
     return _save(figure, out)
 
 
-def write_attention(units: pd.DataFrame, channels: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+def write_attention(units: pd.DataFrame, channels: pd.DataFrame, out_dir: str | Path, title: str = "") -> list[Path]:
     out_dir = Path(out_dir)
     csv = atomic_write_text(out_dir / "attention.csv", units.to_csv(index=False))
     table = atomic_write(out_dir / "attention_channels.parquet", lambda temporary: channels.to_parquet(temporary))
-    return [csv, table, plot_attention(units, out_dir / "attention.png")]
+    return [csv, table, plot_attention(units, out_dir / "attention.png", title)]

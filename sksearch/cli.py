@@ -382,6 +382,50 @@ def _reference(text: str | None, objectives) -> list[float] | None:
     return values
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sksearch.results import compare, load_results, sweep_objectives
+
+    frame = load_results(args.run_dirs)
+    metrics = args.metrics.split(",") if args.metrics else sweep_objectives(args.run_dirs)
+    table = compare(frame, args.knob, metrics)
+    if args.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        print(_format_comparison(table, args.knob))
+    if args.out:
+        from sksearch.files import atomic_write_text
+
+        atomic_write_text(args.out, table.to_csv(index=False))
+        sys.stderr.write(f"wrote {args.out}\n")
+    return 0
+
+
+def _format_comparison(table, knob: str) -> str:
+    """One line per pair and metric: the paired difference, its 95% interval and the verdict."""
+    first = table.iloc[0]
+    lines = [
+        f"{knob}: {first['value_b']} minus {first['value_a']}, paired by seed; 95% t intervals; "
+        "'seeds' = paired seeds that would resolve the observed gap",
+        f"{'pair':28s} {'metric':9s} {'n':>3s} {'diff':>8s} {'95% interval':>19s}  {'verdict':24s} {'seeds':>6s} "
+        f"{'paper':>7s}",
+    ]
+    for row in table.to_dict("records"):
+        interval = "-" if pd_isna(row["ci_low"]) else f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+        seeds = "-" if row["n"] < 2 else (str(row["seeds_to_resolve"]) if row["seeds_to_resolve"] else "never")
+        paper = row.get("published_diff")
+        paper = "" if paper is None or pd_isna(paper) else f"{paper:+.2f}"
+        pair = row["pair"] if row["pair"] == "overall" else f"{row['pair']} ({row['value_a']}->{row['value_b']})"
+        lines.append(
+            f"{pair[:28]:28s} {row['metric']:9s} {row['n']:3d} {row['diff']:+8.3f} {interval:>19s}  "
+            f"{row['verdict'][:24]:24s} {seeds:>6s} {paper:>7s}"
+        )
+    return "\n".join(lines)
+
+
+def pd_isna(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from sksearch.files import atomic_write_text
     from sksearch.results import load_results, paper_table, render_paper_table
@@ -599,6 +643,15 @@ def build_parser() -> argparse.ArgumentParser:
     front.add_argument("--format", choices=("table", "csv", "json"), default="table")
     front.add_argument("--out")
 
+    comparing = verb(
+        "compare", cmd_compare, "paired differences, with 95% intervals, of networks differing in one knob"
+    )
+    comparing.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    comparing.add_argument("--knob", default="attention", help="the design choice to compare (default: attention)")
+    comparing.add_argument("--metrics", help="comma-separated columns (default: the sweeps' objectives)")
+    comparing.add_argument("--format", choices=("table", "csv"), default="table", help="text on stdout, or CSV")
+    comparing.add_argument("--out", help="also write the comparison as CSV to this file")
+
     table = verb("table", cmd_table, "a paper table's layout with our measurements beside the published")
     table.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     table.add_argument("--paper", required=True, help="table3, table4, table5, table6, table7 or tables8")
@@ -628,7 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--scales", default="1.0,1.5,2.0")
     attention.add_argument("--samples", type=positive_int, default=256)
     attention.add_argument("--data-root", help="an ImageFolder tree to use instead of the synthetic set")
-    attention.add_argument("--seed", type=int, default=0)
+    attention.add_argument(
+        "--seed", type=int, help="synthetic images of this data seed (default: the recipe's, as evaluated)"
+    )
     attention.add_argument("--out", help="output folder (default: <source>/attention)")
 
     space = verb("space", _missing_subverb, "inspect a search space file")

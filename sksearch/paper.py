@@ -38,10 +38,42 @@ UNREACHABLE = {
 }
 
 
+# Each row's twin: the row it modifies, so that row minus twin is the effect the paper reports
+# (SK minus the plain sum in Table 7; a larger second branch minus a second 3x3 in Table 6; the
+# attention module or the extra budget minus the baseline elsewhere).
+_T3_VARIANTS = ("SKNet-50", "ResNeXt-50, wider", "ResNeXt-56, deeper", "ResNeXt-50 (36x4d)")
+_T6_BRANCHES = ("3x3 D=3 G=32 (resulted 7x7)", "3x3 D=2 G=32 (resulted 5x5)", "5x5 D=1 G=64 (resulted 5x5)",
+                "7x7 D=1 G=128 (resulted 7x7)")  # fmt: skip
+_S8_RELUS = ("K3 ReLU yes, K5 ReLU no", "K3 ReLU no, K5 ReLU yes", "K3 ReLU yes, K5 ReLU yes")
+_TWINS = {
+    "T3": dict.fromkeys(_T3_VARIANTS, "ResNeXt-50 (32x4d)"),
+    "T4": {
+        f"ShuffleNetV2 {width} + {module}": f"ShuffleNetV2 {width} (paper impl)"
+        for width in ("0.5x", "1.0x")
+        for module in ("SE", "SK")
+    },
+    "T5": dict.fromkeys(("SENet-29", "SKNet-29"), "ResNeXt-29, 16x32d"),
+    "T6": dict.fromkeys(_T6_BRANCHES, "3x3 D=1 G=32 (resulted 3x3)"),
+    "T7": {f"{kernels} SK": kernels for kernels in ("K3+K5", "K3+K7", "K5+K7", "K3+K5+K7")},
+    "S8": dict.fromkeys(_S8_RELUS, "K3 ReLU no, K5 ReLU no"),
+}
+
+
+def twin_of(table: str, row: str) -> str | None:
+    """The row of the same table that `row` is compared with (None for a baseline row)."""
+    return _TWINS.get(table, {}).get(row)
+
+
 def published() -> pd.DataFrame:
     """The published figures, as printed (strings keep the printed precision)."""
     with resources.files("sksearch").joinpath("published.csv").open() as handle:
         return pd.read_csv(handle, dtype=str, keep_default_na=False)
+
+
+def table_models(code: str) -> list[str]:
+    """The presets that build the rows of one published table (`T6`, `T7`, ...)."""
+    rows = published()
+    return [model for model in rows[rows["table"] == code]["model"] if model]
 
 
 def half_unit(printed: str) -> float:

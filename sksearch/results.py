@@ -17,11 +17,19 @@ import numpy as np
 import pandas as pd
 
 from sksearch.complexity import count
-from sksearch.files import atomic_write, atomic_write_text, exists, join
-from sksearch.paper import published
+from sksearch.files import atomic_write, atomic_write_text, exists, join, read_bytes
+from sksearch.paper import published, twin_of
 from sksearch.presets import preset
 from sksearch.spec import ConfigError, NetSpec
-from sksearch.table import PLAN, TRIALS, read_history, read_trials
+from sksearch.statistics import (
+    check_single_recipe,
+    compare_knob,
+    kendall_tau,
+    paired_summary,
+    seed_differences,
+    verdict,
+)
+from sksearch.table import PLAN, TRIALS, knob_columns, read_history, read_trials
 
 Objectives = Sequence[tuple[str, str]]
 
@@ -182,6 +190,57 @@ def knee(front: pd.DataFrame, objectives: Objectives) -> int:
     return int(np.argmin(np.linalg.norm(scaled, axis=1)))
 
 
+# -- ablations: what one knob changes, paired by seed -------------------------------------------------
+
+
+def compare(frame: pd.DataFrame, knob: str = "attention", metrics: Sequence[str] = ("top1_err",)) -> pd.DataFrame:
+    """Pairs the networks that differ only in `knob`, pairs their runs by seed, and gives per pair
+    and overall the mean difference of each metric (value_b - value_a; for a boolean knob, with
+    minus without) with its 95% interval, the verdict, the seeds that would resolve the gap, and
+    the paper's difference where it has both rows (see sksearch.statistics)."""
+    done = frame[frame["status"] == "completed"] if "status" in frame else frame
+    design = [c for c in done.columns if c.startswith("spec_")] if knob.startswith("spec_") else knob_columns(done)
+    if knob not in design:
+        raise ConfigError("--knob", f"{knob!r} is not a design choice of these runs (knobs: {', '.join(design)})")
+    for metric in metrics:
+        if metric not in done or not pd.api.types.is_numeric_dtype(done[metric]):
+            raise ConfigError("--metrics", f"{metric!r} is not a numeric column of the results table")
+    done = done.dropna(subset=list(metrics))
+    values = done[knob].dropna().unique()
+    if len(values) < 2:
+        shown = ", ".join(str(v) for v in values) or "no value"
+        raise ConfigError("--knob", f"{knob} never varies among the completed trials (only {shown})")
+    from dataclasses import fields
+
+    from sksearch.recipes import Recipe
+
+    check_single_recipe(done, [c for c in design if c in {f.name for f in fields(Recipe)}])
+    table = compare_knob(done, knob, design, metrics, published_errors())
+    if table.empty:
+        raise ConfigError("--knob", f"no two networks of these runs differ only in {knob} and share a seed")
+    return table
+
+
+def sweep_objectives(run_dirs: Iterable[str | Path]) -> list[str]:
+    """The objective metrics of the sweeps' plans (sweep.json, read without Ray), in order, each once."""
+    names: list[str] = []
+    for run_dir in run_dirs:
+        search = json.loads(read_bytes(join(str(run_dir), PLAN)))["space"].get("search", {})
+        for item in search.get("objectives", ["top1_err:min"]):
+            name = str(item).partition(":")[0]
+            names += [] if name in names else [name]
+    return names
+
+
+def published_errors() -> dict[str, float]:
+    """archid -> the paper's top-1 error (224 px) of every published row a preset builds."""
+    errors: dict[str, float] = {}
+    for record in published().to_dict("records"):
+        if record["model"] and record["top1_err_224"]:
+            errors.setdefault(preset(record["model"]).archid, float(record["top1_err_224"]))
+    return errors
+
+
 # -- the paper's tables -------------------------------------------------------------------------
 
 PAPER_TABLES = {"table3": "T3", "table4": "T4", "table5": "T5", "table6": "T6", "table7": "T7", "tables8": "S8"}
@@ -216,11 +275,11 @@ def paper_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     rows = rows[(rows["table"] == PAPER_TABLES[table]) & (rows["model"] != "")]
     done = frame[frame["status"] == "completed"] if "status" in frame else frame
     matched = pd.Series(False, index=done.index)
-    out = []
+    out, trials_of = [], {}
     for record in rows.to_dict("records"):
         mask = _matches(done, record["model"])
         matched |= mask
-        ours = done[mask]
+        ours = trials_of[record["row"]] = done[mask]
         spec_complexity = count(record["model"])
         out.append(
             {
@@ -245,10 +304,42 @@ def paper_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
                 "gmacs": round(group["gmacs"].mean(), 4),
             }
         )
+    for row in out[: len(rows)]:
+        row.update(_twin_difference(PAPER_TABLES[table], row, out, trials_of))
     result = pd.DataFrame(out)
     if "top1_err" in result and "published_top1_err" in result:
         result["err_diff"] = (result["top1_err"] - result["published_top1_err"]).round(2)
     return result
+
+
+def _twin_difference(code: str, row: dict, rows: list[dict], trials_of: dict) -> dict[str, Any]:
+    """The row's top-1 error minus its twin's (paper.twin_of), paired by seed, with its 95% interval,
+    beside the paper's own difference."""
+    twin = twin_of(code, row["row"])
+    if twin is None:
+        return {"twin": None}
+    published_twin = next(r["published_top1_err"] for r in rows if r["row"] == twin)
+    summary = paired_summary(seed_differences(trials_of[twin], trials_of[row["row"]], "top1_err"))
+    return {
+        "twin": twin,
+        "diff_to_twin": summary["diff"],
+        "diff_ci_low": summary["ci_low"],
+        "diff_ci_high": summary["ci_high"],
+        "diff_n": summary["n"],
+        "diff_verdict": verdict(summary, "lower than twin", "higher than twin") if summary["n"] else "not run",
+        "seeds_to_resolve": summary["seeds_to_resolve"],
+        "published_diff_to_twin": None
+        if row["published_top1_err"] is None or published_twin is None
+        else round(row["published_top1_err"] - published_twin, 2),
+    }
+
+
+def rank_agreement(table: pd.DataFrame) -> tuple[float, int]:
+    """Kendall tau between our rows' mean errors and the published ones, over the rows run, and n."""
+    if "published_top1_err" not in table:
+        return float("nan"), 0
+    ran = table[(table["row"] != "extra") & (table["status"] == "run")]
+    return kendall_tau(ran["top1_err"].tolist(), ran["published_top1_err"].tolist())
 
 
 def published_points(frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,16 +386,22 @@ def _measured(trials: pd.DataFrame) -> dict[str, Any]:
 
 
 def render_paper_table(table: pd.DataFrame, name: str, recipes: Sequence[str]) -> str:
-    """Markdown, missing rows shown as missing, and a note on what the measured errors are."""
+    """Markdown: missing rows shown as missing, each row's paired difference to its twin with its
+    95% interval beside the paper's, and how far our row order agrees with the paper's."""
+    tau, ranked = rank_agreement(table)
     lines = [
         f"# {name}: measured beside the published figures",
         "",
         f"Measured under recipe {', '.join(sorted(set(recipes))) or '-'}: published errors are the paper's "
         "(ImageNet, or CIFAR for Table 5), so errors compare only under the matching recipe.",
+        "`vs twin`: this row's top-1 error minus its twin's (the row it modifies), paired by seed, with "
+        "its 95% t interval; `within noise` when the interval holds zero.",
+        f"Rank agreement with the paper (Kendall tau over the {ranked} rows run): "
+        + ("-" if math.isnan(tau) else f"{tau:+.2f}"),
         "",
-        "| row | model | top-1 err published | top-1 err ours (mean +- std, n) | #P published | #P ours "
-        "| GMACs published | GMACs ours |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| row | model | top-1 err published | top-1 err ours (mean +- std, n) | vs twin: ours (95% CI) "
+        "| vs twin: paper | #P published | #P ours | GMACs published | GMACs ours |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in table.to_dict("records"):
         if row.get("status") == "missing":
@@ -313,10 +410,22 @@ def render_paper_table(table: pd.DataFrame, name: str, recipes: Sequence[str]) -
             ours = f"{row['top1_err']:.2f} +- {row['top1_err_std']:.2f} (n={row['n']})"
         lines.append(
             f"| {row['row']} | `{row['model']}` | {_cell(row.get('published_top1_err'))} | {ours} "
+            f"| {_twin_cell(row)} | {_cell(row.get('published_diff_to_twin'))} "
             f"| {_cell(row.get('published_params_m'))} | {_cell(row['params_m'])} "
             f"| {_cell(row.get('published_gmacs'))} | {_cell(row['gmacs'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _twin_cell(row: dict) -> str:
+    twin = row.get("twin")
+    if not isinstance(twin, str):
+        return ""
+    if not row["diff_n"]:
+        return f"vs {twin}: not run"
+    if row["diff_n"] < 2:
+        return f"{row['diff_to_twin']:+.2f} (one seed: no interval)"
+    return f"{row['diff_to_twin']:+.2f} [{row['diff_ci_low']:+.2f}, {row['diff_ci_high']:+.2f}] {row['diff_verdict']}"
 
 
 def _cell(value: Any) -> str:

@@ -37,6 +37,19 @@ RUN_METRICS = (
 )
 
 
+# Columns every row has that describe neither the network's knobs nor its spec: the rest of a row's
+# columns are the sweep's knobs (the design choices), and `spec_*` restate the spec.
+STANDARD_COLUMNS = frozenset(
+    ("trial_id", "sweep", "status", "reason", "archid", "recipe", "seed", "params", "params_m", "macs", "gmacs",
+     "epochs", "wall_time", "checkpoint", "spec", "recipe_json", "run_dir", *FINAL_METRICS, *RUN_METRICS)
+)  # fmt: skip
+
+
+def knob_columns(frame: pd.DataFrame) -> list[str]:
+    """The design choices of a results table: the knob columns of the sweeps it holds."""
+    return [column for column in frame.columns if column not in STANDARD_COLUMNS and not column.startswith("spec_")]
+
+
 def spec_columns(spec: NetSpec) -> dict[str, Any]:
     """Every knob of a spec as a flat column (`spec_` prefix), for queries and EDF plots."""
     unit = spec.unit

@@ -25,6 +25,21 @@ def test_synthetic_samples_are_deterministic_per_seed_and_split():
     assert not torch.equal(first[0][0], val[0][0])
 
 
+def test_a_sample_does_not_depend_on_the_split_size():
+    small, large = SyntheticShapes(10, seed=2), SyntheticShapes(700, seed=2)
+    torch.testing.assert_close(small.images, large.images[:10])
+    assert torch.equal(small.labels, large.labels[:10])
+
+
+def test_training_seeds_share_the_images_and_the_data_seed_changes_them():
+    common = {"preset": "smoke", "train_samples": 32, "val_samples": 32}
+    first, second = (datasets(recipe_from({**common, "seed": seed})) for seed in (0, 1))
+    for split in (0, 1):
+        torch.testing.assert_close(first[split].images, second[split].images)
+    other = datasets(recipe_from({**common, "data_seed": 5}))
+    assert not torch.equal(first[1].images, other[1].images)
+
+
 def test_synthetic_labels_cover_the_classes_and_images_are_normalised():
     data = SyntheticShapes(600, num_classes=12, image_size=24)
     labels = [data[i][1] for i in range(len(data))]
@@ -35,10 +50,13 @@ def test_synthetic_labels_cover_the_classes_and_images_are_normalised():
 
 
 def test_enlarged_rerenders_the_same_sample_with_a_bigger_object():
-    data = SyntheticShapes(32, num_classes=6, image_size=48, scale_range=(1.0, 1.5))
+    data = SyntheticShapes(128, num_classes=6, image_size=48, scale_range=(1.0, 3.0))
     for factor in (1.5, 2.0):
         enlarged = data.enlarged(factor)
-        for index in range(32):
+        torch.testing.assert_close(enlarged.radii, data.radii * factor)
+        fits = enlarged.radii <= 0.6  # the enlarged object still leaves the background the median colour
+        assert fits.sum() >= 8
+        for index in fits.nonzero().flatten().tolist():
             (small, label), (big, big_label) = data[index], enlarged[index]
             assert label == big_label
             # the object covers more pixels: more of the image differs from its own median colour

@@ -1,5 +1,6 @@
 """Results: Pareto fronts, hypervolume, knee, paper tables, export, plots, attention analysis."""
 
+import io
 import json
 from pathlib import Path
 
@@ -213,6 +214,89 @@ def test_paper_table_shows_missing_rows_as_missing(sweep_dir, tmp_path):
     assert text.count("| missing |") == 9 and "recipe smoke" in text
     assert main(["table", str(sweep_dir), "--paper", "table7", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "paper_table7.md").exists() and (tmp_path / "paper_table7.csv").exists()
+
+
+def test_the_table_verb_shows_twins_and_rank_agreement(sweep_dir, tmp_path, capsys):
+    assert main(["table", str(sweep_dir), "--paper", "table7", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "paper_table7.md").read_text()
+    assert "Kendall tau over the 2 rows run" in text and "| vs twin: ours (95% CI) | vs twin: paper |" in text
+    sk_row = next(line for line in text.splitlines() if line.startswith("| K3+K5 SK |"))
+    assert "| -0.97 |" in sk_row and ("within noise" in sk_row or "than twin" in sk_row)
+    table = pd.read_csv(tmp_path / "paper_table7.csv").set_index("row")
+    assert table.loc["K3+K5 SK", "twin"] == "K3+K5" and table.loc["K3+K5 SK", "diff_n"] == 2
+
+
+def test_the_compare_verb_pairs_sk_with_its_plain_sum_by_seed(sweep_dir, tmp_path, capsys):
+    assert main(["compare", str(sweep_dir), "--out", str(tmp_path / "c.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "attention: True minus False, paired by seed" in out and "branches=K3+K5" in out and "overall" in out
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert set(table["metric"]) == {"top1_err", "gmacs"}  # the sweep's objectives
+    frame = pd.read_parquet(sweep_dir / TRIALS)
+    by_seed = frame.pivot_table(index="seed", columns="attention", values="top1_err")
+    row = table[(table["pair"] != "overall") & (table["metric"] == "top1_err")].iloc[0]
+    assert row["n"] == 2 and row["diff"] == pytest.approx((by_seed[True] - by_seed[False]).mean())
+    assert row["published_diff"] == pytest.approx(20.79 - 21.76)
+    gmacs = table[(table["pair"] != "overall") & (table["metric"] == "gmacs")].iloc[0]
+    expected = count("sknet50_k3k5_sk").gmacs - count("sknet50_k3k5_sum").gmacs
+    assert gmacs["diff"] == pytest.approx(expected) and gmacs["seeds_to_resolve"] == 2  # no seed noise in MACs
+    assert main(["compare", str(sweep_dir), "--format", "csv", "--metrics", "top1_err"]) == 0
+    assert pd.read_csv(io.StringIO(capsys.readouterr().out))["metric"].tolist() == ["top1_err", "top1_err"]
+
+
+def _edited_copy(sweep_dir, folder, edit):
+    folder.mkdir()
+    (folder / "sweep.json").write_text((sweep_dir / "sweep.json").read_text())
+    edit(pd.read_parquet(sweep_dir / TRIALS)).to_parquet(folder / TRIALS)
+    return folder
+
+
+def _other_recipe(frame):
+    return frame.assign(recipe="proxy", recipe_json=frame["recipe_json"].str.replace('"smoke"', '"proxy"'))
+
+
+def _no_shared_seed(frame):
+    return frame[(frame["attention"] & (frame["seed"] == 0)) | (~frame["attention"] & (frame["seed"] == 1))]
+
+
+@pytest.mark.parametrize(
+    ("argv", "edit", "message"),
+    [
+        (
+            ["--knob", "colour"],
+            None,
+            "--knob: 'colour' is not a design choice of these runs (knobs: branches, attention)",
+        ),
+        (["--knob", "branches"], None, "--knob: branches never varies among the completed trials (only K3+K5)"),
+        (["--metrics", "top1_err,nope"], None, "--metrics: 'nope' is not a numeric column"),
+        ([], _other_recipe, "RUN_DIR: the runs mix recipes proxy, smoke"),
+        ([], _no_shared_seed, "--knob: no two networks of these runs differ only in attention and share a seed"),
+    ],
+)
+def test_compare_bad_input_is_one_line_exit_2_and_nothing_written(sweep_dir, tmp_path, capsys, argv, edit, message):
+    runs = [str(sweep_dir)]
+    if edit is _other_recipe:
+        runs.append(str(_edited_copy(sweep_dir, tmp_path / "other", edit)))
+    elif edit is not None:
+        runs = [str(_edited_copy(sweep_dir, tmp_path / "edited", edit))]
+    assert main(["compare", *runs, *argv, "--out", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_a_swept_row_is_reproduced_exactly_by_the_train_verb(sweep_dir, tmp_path, capsys):
+    """Same spec, recipe, seed and thread count: `sksearch train` gives the sweep's error to the bit."""
+    row = pd.read_parquet(sweep_dir / TRIALS).iloc[-1]
+    spec_file = tmp_path / "declared.yaml"
+    spec_file.write_text(sksearch.NetSpec.from_dict(json.loads(row["spec"])).to_yaml())
+    recipe = json.loads(row["recipe_json"])
+    assert recipe["seed"] == 1 and recipe["threads"] == 1
+    settings = [item for key, value in recipe.items() for item in ("--set", f"{key}={json.dumps(value)}")]
+    assert main(["train", str(spec_file), "--recipe", recipe["name"], *settings, "--out", str(tmp_path / "again")]) == 0
+    summary = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert summary["archid"] == row["trained_archid"]
+    assert summary["final"]["top1_err"] == row["top1_err"] and summary["final"]["train_loss"] == row["train_loss"]
 
 
 def test_export_round_trip(sweep_dir, tmp_path, capsys):

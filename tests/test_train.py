@@ -113,6 +113,29 @@ def test_the_paper_recipes():
     assert recipe_from({"preset": "cifar", "batch_size": 64}).scaled_lr() == pytest.approx(0.05)
 
 
+def test_the_proxy_recipe_keeps_every_unit_and_gives_the_stages_large_maps():
+    """The proxy trains Table 7's networks with the same units, depths, kernels, dilations and
+    attention; only the channels (1/16), the input (32 px) and the stem (no 4x downsampling) change."""
+    from sksearch.complexity import analytic_count
+
+    proxy = RECIPES["proxy"]
+    declared = sksearch.preset("sknet50_k3k5_sk")
+    trained = proxy.adapt(declared, 8)
+    assert trained.template == "cifar" and trained.input_size == 32 and trained.num_classes == 8
+    assert [s.depth for s in trained.stages] == [s.depth for s in declared.stages] == [3, 4, 6, 3]
+    assert [(b.kernel, b.dilation) for b in trained.unit.branches] == [(3, 1), (3, 2)]
+    assert trained.unit.attention and [b.groups for b in trained.unit.branches] == [2, 2]  # 32 / 16, 4 channels each
+    sizes = [part.name for part in analytic_count(trained, 32).parts]
+    assert sizes[0] == "stem"
+    model = sksearch.build(trained)
+    maps = []
+    for stage in model.stages:
+        stage.register_forward_hook(lambda module, inputs, output: maps.append(output.shape[-1]))
+    model.eval()(torch.randn(1, 3, 32, 32))
+    assert maps == [32, 16, 8, 4]  # the paper's 56/28/14/7 at 224, here without the stem's 4x cut
+    assert tiny().adapt(declared, 8).template == "imagenet"  # smoke keeps the ImageNet stem
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -128,6 +151,8 @@ def test_the_paper_recipes():
         ({"scale_range": [2, 1]}, "scale_range: must satisfy 0 < low <= high"),
         ({"epoch": 3}, "epoch: unknown recipe key (did you mean epochs?)"),
         ({"channels_last": "yes"}, "channels_last: must be true or false"),
+        ({"small_input_stem": 1}, "small_input_stem: must be true or false"),
+        ({"data_seed": -1}, "data_seed: must be >= 0"),
     ],
 )
 def test_bad_recipes_name_the_field(changes, message):
