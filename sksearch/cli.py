@@ -402,6 +402,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _format_comparison(table, knob: str) -> str:
     """One line per pair and metric: the paired difference, its 95% interval and the verdict."""
+    import pandas as pd
+
     first = table.iloc[0]
     lines = [
         f"{knob}: {first['value_b']} minus {first['value_a']}, paired by seed; 95% t intervals; "
@@ -410,20 +412,16 @@ def _format_comparison(table, knob: str) -> str:
         f"{'paper':>7s}",
     ]
     for row in table.to_dict("records"):
-        interval = "-" if pd_isna(row["ci_low"]) else f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+        interval = "-" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
         seeds = "-" if row["n"] < 2 else (str(row["seeds_to_resolve"]) if row["seeds_to_resolve"] else "never")
         paper = row.get("published_diff")
-        paper = "" if paper is None or pd_isna(paper) else f"{paper:+.2f}"
+        paper = "" if pd.isna(paper) else f"{paper:+.2f}"
         pair = row["pair"] if row["pair"] == "overall" else f"{row['pair']} ({row['value_a']}->{row['value_b']})"
         lines.append(
             f"{pair[:28]:28s} {row['metric']:9s} {row['n']:3d} {row['diff']:+8.3f} {interval:>19s}  "
             f"{row['verdict'][:24]:24s} {seeds:>6s} {paper:>7s}"
         )
     return "\n".join(lines)
-
-
-def pd_isna(value) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def cmd_table(args: argparse.Namespace) -> int:

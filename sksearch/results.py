@@ -7,6 +7,7 @@ CLI: `load_results`, `pareto`, `hypervolume`, `knee`, `paper_table`, `export`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,7 @@ from sksearch.complexity import count
 from sksearch.files import atomic_write, atomic_write_text, exists, join, read_bytes
 from sksearch.paper import published, twin_of
 from sksearch.presets import preset
+from sksearch.recipes import Recipe
 from sksearch.spec import ConfigError, NetSpec
 from sksearch.statistics import (
     check_single_recipe,
@@ -210,11 +212,7 @@ def compare(frame: pd.DataFrame, knob: str = "attention", metrics: Sequence[str]
     if len(values) < 2:
         shown = ", ".join(str(v) for v in values) or "no value"
         raise ConfigError("--knob", f"{knob} never varies among the completed trials (only {shown})")
-    from dataclasses import fields
-
-    from sksearch.recipes import Recipe
-
-    check_single_recipe(done, [c for c in design if c in {f.name for f in fields(Recipe)}])
+    check_single_recipe(done, [c for c in design if c in {f.name for f in dataclasses.fields(Recipe)}])
     table = compare_knob(done, knob, design, metrics, published_errors())
     if table.empty:
         raise ConfigError("--knob", f"no two networks of these runs differ only in {knob} and share a seed")
