@@ -36,7 +36,7 @@ class SyntheticShapes(Dataset):
     Label = texture * len(SHAPES) + shape: the first six classes differ by shape alone. The texture
     is drawn in the object's own coordinates, so it scales with the object; colours, position,
     rotation and background are random and carry no label information. The whole split is rendered
-    once, on construction, in vectorised chunks (milliseconds per thousand images at 32 px), so a
+    once, on construction, in vectorised chunks (about 0.2 s per thousand images at 32 px), so a
     training step never waits for data. Sample i depends only on (seed, split, i): a larger split
     starts with the same images. `enlarged(f)` is the same dataset with every object f times larger.
     """
