@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sksearch.complexity import count, fvcore_count
-from sksearch.space import load_space
+from sksearch.search import load_space
 
 SPACES = Path(__file__).parents[1] / "spaces"
 

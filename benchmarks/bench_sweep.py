@@ -18,7 +18,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from sksearch.sweep import plan_sweep, run_sweep
+from sksearch.search import plan_sweep, run_sweep
 
 SPACE = Path(__file__).parents[1] / "spaces" / "sknet50.yaml"
 RESULT = {"top1_err": 50.0, "top5_err": 10.0, "train_loss": 1.0, "epoch": 1, "status": "completed"}

@@ -46,7 +46,7 @@ search:
 
 def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> float:
     """Run the sweep (or finish an interrupted one); returns its wall time in seconds (0 if done)."""
-    from sksearch.sweep import plan_sweep, resume_sweep, run_sweep
+    from sksearch.search import plan_sweep, resume_sweep, run_sweep
     from sksearch.table import read_trials
 
     run_dir = runs / name
@@ -66,7 +66,7 @@ def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> float
 
 
 def expected_trials(space: Path, seeds: list[int]) -> int:
-    from sksearch.space import load_space
+    from sksearch.search import load_space
 
     return len(load_space(space).enumerate()) * len(seeds)
 

@@ -1,13 +1,24 @@
 """sksearch: ablation and architecture search for Selective Kernel Networks (SKNet, CVPR 2019).
 
-Importing the package, building and counting models needs only torch (and fvcore for the fvcore
-counter); ray and optuna are imported by the sweep machinery alone.
+The public API, in one place:
+
+- networks: `NetSpec` (and `Stage`, `Unit`, `Branch`), `preset`, `list_presets`, `read_spec`,
+  `build`, `create_model`, `count`, `record_attention`;
+- search: `load_space`;
+- results: `load_results`, `pareto`;
+- errors: `ConfigError`.
+
+A model argument is a NetSpec, a preset name, a spec YAML file or a spec dict everywhere.
+Importing the package, building and analytic counting need only torch; fvcore is imported by the
+fvcore counter, pandas by the results, ray and optuna by the sweep machinery alone.
 """
 
+from sksearch.complexity import Complexity, count
 from sksearch.layers import record_attention
 from sksearch.nets import SKNet, build
 from sksearch.presets import list_presets, preset
-from sksearch.spec import Branch, ConfigError, NetSpec, Stage, Unit, read_spec
+from sksearch.spec import Branch, NetSpec, Stage, Unit, read_spec
+from sksearch.validation import ConfigError
 
 
 def pareto(frame, objectives):
@@ -25,8 +36,8 @@ def load_results(*run_dirs):
 
 
 def load_space(path):
-    """Load a search space file (see sksearch.space); imported lazily to keep `import sksearch` light."""
-    from sksearch.space import load_space as load
+    """Load a search space file (see sksearch.search); imported lazily to keep `import sksearch` light."""
+    from sksearch.search import load_space as load
 
     return load(path)
 
@@ -38,12 +49,14 @@ def create_model(name: str, num_classes: int = 1000, **overrides) -> SKNet:
 
 __all__ = [
     "Branch",
+    "Complexity",
     "ConfigError",
     "NetSpec",
     "SKNet",
     "Stage",
     "Unit",
     "build",
+    "count",
     "create_model",
     "list_presets",
     "load_results",

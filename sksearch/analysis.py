@@ -6,6 +6,7 @@ Plots are PNG files drawn with matplotlib's Agg backend (no display needed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import torch
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.layers import record_attention
 from sksearch.results import Objectives, pareto, seed_means
-from sksearch.spec import ConfigError, NetSpec
+from sksearch.schema import best_trials, design_columns, is_spec_column
+from sksearch.spec import NetSpec
+from sksearch.validation import ConfigError
 
 
 def _pyplot():
@@ -29,10 +32,31 @@ def _pyplot():
 
 
 def _save(figure, out: str | Path) -> Path:
+    """Write the figure as PNG, its panels' titles, axis labels and legend entries recorded in the
+    PNG's Description text chunk (so a reader or a test can tell what was drawn without a viewer)."""
     plt = _pyplot()
-    path = atomic_write(out, lambda temporary: figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight"))
+    metadata = {"Software": "sksearch", "Description": json.dumps(_drawn(figure))}
+    path = atomic_write(
+        out,
+        lambda temporary: figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight", metadata=metadata),
+    )
     plt.close(figure)
     return path
+
+
+def _drawn(figure) -> list[dict]:
+    panels = []
+    for axes in figure.axes:
+        legend = axes.get_legend()
+        panels.append(
+            {
+                "title": axes.get_title(),
+                "xlabel": axes.get_xlabel(),
+                "ylabel": axes.get_ylabel(),
+                "legend": [text.get_text() for text in legend.get_texts()] if legend else [],
+            }
+        )
+    return panels
 
 
 # -- plots of a sweep ---------------------------------------------------------------------------
@@ -79,44 +103,10 @@ def edf(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def design_choices(frame: pd.DataFrame) -> list[str]:
-    """Columns worth an EDF: those with 2..12 distinct values, the space's own knobs first; the
-    `spec_*` columns (which restate the knobs) only when no knob varies."""
-    fixed = {
-        "trial_id",
-        "sweep",
-        "status",
-        "reason",
-        "archid",
-        "spec",
-        "recipe_json",
-        "checkpoint",
-        "run_dir",
-        "node_id",
-        "trained_archid",
-        "recipe",
-    }
-    numeric_results = {
-        "top1_err",
-        "top5_err",
-        "train_loss",
-        "best_top1_err",
-        "best_top5_err",
-        "params",
-        "params_m",
-        "macs",
-        "gmacs",
-        "fvcore_flops",
-        "wall_time",
-        "images_per_s",
-        "trained_params",
-        "trained_macs",
-        "trained_gmacs",
-        "epochs",
-        "best_epoch",
-        "resumed_at_epoch",
-    }
-    varying = [c for c in frame.columns if c not in fixed | numeric_results and 2 <= frame[c].nunique() <= 12]
-    knobs = [c for c in varying if not c.startswith("spec_")]
+    """Design columns (sksearch.schema) worth an EDF, with 2..12 distinct values: the sweeps' own
+    knobs, or the spec columns (which restate them) when no knob varies."""
+    varying = [c for c in design_columns(frame) if 2 <= frame[c].nunique() <= 12]
+    knobs = [c for c in varying if not is_spec_column(c)]
     return knobs or varying
 
 
@@ -150,7 +140,7 @@ def plot_curves(
     plt = _pyplot()
     if history.empty:
         raise ConfigError("RUN_DIR", "has no history.parquet yet (it is written when a sweep run ends)")
-    best = frame[frame["status"] == "completed"].nsmallest(top, metric)
+    best = best_trials(frame[frame["status"] == "completed"], metric).head(top)
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for row in best.to_dict("records"):
         curve = history[history["trial_id"] == row["trial_id"]].sort_values("epoch")
@@ -172,8 +162,6 @@ def load_model(source: str | Path):
 
     source = Path(source)
     if (source / "weights.safetensors").exists():
-        import json
-
         model, spec = load_export(source)
         recipe = json.loads((source / "recipe.json").read_text()) if (source / "recipe.json").exists() else {}
         return model, spec, recipe

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sksearch.nets import resolve_spec
-from sksearch.spec import ConfigError, NetSpec
+from sksearch.spec import NetSpec
+from sksearch.validation import ConfigError
 
 METHODS = ("analytic", "fvcore")
 

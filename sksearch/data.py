@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from sksearch.recipes import Recipe
-from sksearch.spec import ConfigError
+from sksearch.validation import ConfigError
 
 SHAPES = ("disk", "square", "triangle", "ring", "cross", "diamond")
 TEXTURES = ("solid", "stripes", "checker", "dots")

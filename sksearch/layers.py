@@ -6,13 +6,11 @@ Only torch is imported here: a GPU box or a laptop can build models without ray,
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
-
-from sksearch.spec import Unit
 
 
 class ConvBnAct(nn.Sequential):
@@ -67,28 +65,31 @@ class SelectAttention(nn.Module):
 class SKConv(nn.Module):
     """Selective Kernel convolution on `channels` channels (Fig. 1), for any number of branches.
 
-    Without selection (attention off or M = 1) it returns the plain sum of its branches.
+    Branch m is a `kernel_size[m]` conv with `dilation[m]` and `groups[m]`, then BN and, if `act[m]`,
+    ReLU. With `attention_dim` None (no selection), or one branch, it returns the plain sum of its
+    branches; otherwise d = `attention_dim` is the width of the fuse step (eq. 4).
     `label` names the unit the way the paper does (SK_3_4 = stage conv3_x, unit 4).
     """
 
-    def __init__(self, channels: int, unit: Unit, stride: int = 1, label: str = "SK"):
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: Sequence[int] = (3, 3),
+        dilation: Sequence[int] = (1, 2),
+        groups: Sequence[int] = (32, 32),
+        act: Sequence[bool] = (True, True),
+        attention_dim: int | None = 32,
+        stride: int = 1,
+        label: str = "SK",
+    ):
         super().__init__()
         self.label = label
         self.paths = nn.ModuleList(
-            ConvBnAct(
-                channels,
-                channels,
-                branch.kernel,
-                stride=stride,
-                dilation=branch.dilation,
-                groups=branch.groups_for(channels),
-                act=branch.relu,
-            )
-            for branch in unit.branches
+            ConvBnAct(channels, channels, k, stride=stride, dilation=d, groups=g, act=a)
+            for k, d, g, a in zip(kernel_size, dilation, groups, act, strict=True)
         )
-        self.attention = (
-            SelectAttention(channels, unit.num_branches, unit.attention_dim(channels)) if unit.selects else None
-        )
+        selects = attention_dim is not None and len(self.paths) > 1
+        self.attention = SelectAttention(channels, len(self.paths), attention_dim) if selects else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [path(x) for path in self.paths]

@@ -8,6 +8,7 @@ with one branch and no attention it is exactly the original conv (ResNeXt, Shuff
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 
 from sksearch.layers import ConvBnAct, SKConv, SqueezeExcite
 from sksearch.presets import preset
-from sksearch.spec import NetSpec
+from sksearch.spec import NetSpec, Unit, is_spec_file, read_spec
 
 
 class Bottleneck(nn.Module):
@@ -25,7 +26,7 @@ class Bottleneck(nn.Module):
         super().__init__()
         width, out_channels = spec.stages[stage].width, spec.stages[stage].out_width
         self.conv1 = ConvBnAct(in_channels, width, 1)
-        self.conv2 = SKConv(width, spec.unit, stride, label)
+        self.conv2 = sk_conv(width, spec.unit, stride, label)
         self.conv3 = ConvBnAct(width, out_channels, 1, act=False)
         self.se = SqueezeExcite(out_channels, spec.se_reduction) if spec.se else None
         needs_projection = stride != 1 or in_channels != out_channels
@@ -50,7 +51,7 @@ class ShuffleUnit(nn.Module):
         half = out_channels // 2
         self.downsample = (
             nn.Sequential(
-                SKConv(in_channels, spec.unit, stride, f"{label}b"),
+                sk_conv(in_channels, spec.unit, stride, f"{label}b"),
                 ConvBnAct(in_channels, half, 1),
             )
             if stride > 1
@@ -59,7 +60,7 @@ class ShuffleUnit(nn.Module):
         main_in = in_channels if stride > 1 else half
         self.main = nn.Sequential(
             ConvBnAct(main_in, width, 1),
-            SKConv(width, spec.unit, stride, label),
+            sk_conv(width, spec.unit, stride, label),
             ConvBnAct(width, half, 1),
         )
         self.se = SqueezeExcite(out_channels, spec.se_reduction) if spec.se else None
@@ -138,9 +139,26 @@ def init_weights(model: SKNet, zero_init_last_bn: bool = False) -> None:
                 nn.init.zeros_(module.conv3.bn.weight)
 
 
-def resolve_spec(spec_or_name: NetSpec | str | Mapping[str, Any], **overrides: Any) -> NetSpec:
-    """A NetSpec from a spec, a preset name or a spec dict, with top-level fields overridden."""
-    if isinstance(spec_or_name, str):
+def sk_conv(channels: int, unit: Unit, stride: int, label: str) -> SKConv:
+    """The spec's SK unit mapped onto the layer's plain arguments, on a conv of `channels` channels."""
+    return SKConv(
+        channels,
+        kernel_size=[branch.kernel for branch in unit.branches],
+        dilation=[branch.dilation for branch in unit.branches],
+        groups=[branch.groups_for(channels) for branch in unit.branches],
+        act=[branch.relu for branch in unit.branches],
+        attention_dim=unit.attention_dim(channels) if unit.selects else None,
+        stride=stride,
+        label=label,
+    )
+
+
+def resolve_spec(spec_or_name: NetSpec | str | Path | Mapping[str, Any], **overrides: Any) -> NetSpec:
+    """A NetSpec from a spec, a preset name, a spec YAML file or a spec dict, with top-level fields
+    overridden."""
+    if is_spec_file(spec_or_name):
+        spec_or_name = read_spec(spec_or_name)
+    elif isinstance(spec_or_name, str):
         return preset(spec_or_name, **overrides)
     spec = spec_or_name if isinstance(spec_or_name, NetSpec) else NetSpec.from_dict(spec_or_name)
     return spec.replace(**overrides) if overrides else spec

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sksearch.spec import DEPTHWISE, Branch, ConfigError, NetSpec, Stage, Unit
+from sksearch.spec import DEPTHWISE, Branch, NetSpec, Stage, Unit
+from sksearch.validation import ConfigError
 
 # The paper's named kernels (Sec. 4.3, Table 7), for a given group count.
 KERNELS = {"K3": (3, 1), "K5": (3, 2), "K7": (3, 3)}

@@ -7,12 +7,12 @@ the channels and the input so that an ImageNet-scale space (Tables 6/7) runs on 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sksearch.spec import ConfigError, NetSpec, check_bool, check_int
+from sksearch.spec import NetSpec
+from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
 
 DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": None}
 SCHEDULES = ("step", "cosine")
@@ -57,43 +57,29 @@ class Recipe:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ConfigError("dataset", f"must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        one_of(self.dataset, DATASETS, "dataset")
         for name in ("epochs", "batch_size", "reference_batch_size", "image_size"):
-            check_int(getattr(self, name), name, minimum=1)
+            integer(getattr(self, name), name, minimum=1)
         for name in ("num_classes", "train_samples", "val_samples", "eval_size", "threads"):
             if getattr(self, name) is not None:
-                check_int(getattr(self, name), name, minimum=1)
-        if self.num_classes is not None and self.num_classes < 2:
-            raise ConfigError("num_classes", f"must be >= 2, got {self.num_classes}")
-        check_int(self.seed, "seed", minimum=0)
-        check_int(self.data_seed, "data_seed", minimum=0)
-        check_int(self.workers, "workers", minimum=0)
+                integer(getattr(self, name), name, minimum=2 if name == "num_classes" else 1)
+        for name in ("seed", "data_seed", "workers"):
+            integer(getattr(self, name), name, minimum=0)
         for name in ("download", "zero_init_last_bn", "compile", "small_input_stem"):
-            check_bool(getattr(self, name), name)
+            boolean(getattr(self, name), name)
         if self.channels_last != "auto":
-            check_bool(self.channels_last, "channels_last")
+            boolean(self.channels_last, "channels_last")
         for name, strictly_positive in (("lr", True), ("weight_decay", False), ("width_multiplier", True)):
-            value = getattr(self, name)
-            if value is not None:
-                _check_number(value, name)
-                if value < 0 or (strictly_positive and value == 0):
-                    raise ConfigError(name, f"must be {'> 0' if strictly_positive else '>= 0'}, got {value}")
+            if getattr(self, name) is not None:
+                number(getattr(self, name), name, 0, open_low=strictly_positive)
         for name in ("momentum", "lr_decay", "label_smoothing"):
-            _check_number(getattr(self, name), name)
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(name, f"must be between 0 and 1, got {getattr(self, name)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError("schedule", f"must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+            number(getattr(self, name), name, 0, 1)
+        one_of(self.schedule, SCHEDULES, "schedule")
         for index, fraction in enumerate(self.lr_milestones):
-            _check_number(fraction, f"lr_milestones[{index}]")
-            if not 0 < fraction < 1:
-                raise ConfigError(f"lr_milestones[{index}]", f"must be a fraction in (0, 1), got {fraction}")
+            number(fraction, f"lr_milestones[{index}]", 0, 1, open_low=True, open_high=True)
         _check_scale_range(self.scale_range)
-        if self.amp not in AMP_MODES:
-            raise ConfigError("amp", f"must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if self.device not in DEVICES:
-            raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        one_of(self.amp, AMP_MODES, "amp")
+        one_of(self.device, DEVICES, "device")
         if self.dataset != "synthetic" and not self.data_root:
             raise ConfigError("data_root", f"is required for dataset {self.dataset}")
         if DATASETS[self.dataset] and self.num_classes not in (None, DATASETS[self.dataset]):
@@ -152,16 +138,11 @@ class Recipe:
         return recipe_from(changes, base=self)
 
 
-def _check_number(value: Any, path: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(path, f"must be a number, got {value!r}")
-
-
 def _check_scale_range(scales: Any) -> None:
     if not isinstance(scales, tuple) or len(scales) != 2:
         raise ConfigError("scale_range", f"must be a pair [low, high], got {scales!r}")
     for index, value in enumerate(scales):
-        _check_number(value, f"scale_range[{index}]")
+        number(value, f"scale_range[{index}]")
     if not 0 < scales[0] <= scales[1]:
         raise ConfigError("scale_range", f"must satisfy 0 < low <= high, got {list(scales)}")
 
@@ -239,12 +220,7 @@ def recipe_from(data: Any, base: Recipe | None = None) -> Recipe:
     if "preset" in values:
         base = _preset(values.pop("preset"), "preset")
     base = base or Recipe()
-    known = [f.name for f in dataclasses.fields(Recipe)]
-    for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known: preset, {', '.join(known)}"
-            raise ConfigError(str(key), f"unknown recipe key ({hint})")
+    check_keys(values, (f.name for f in dataclasses.fields(Recipe)), what="recipe key")
     for key in ("scale_range", "lr_milestones"):
         if key in values and isinstance(values[key], list):
             values[key] = tuple(values[key])
@@ -253,8 +229,4 @@ def recipe_from(data: Any, base: Recipe | None = None) -> Recipe:
 
 
 def _preset(name: Any, path: str) -> Recipe:
-    if name not in RECIPES:
-        close = difflib.get_close_matches(str(name), RECIPES, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(RECIPES)})"
-        raise ConfigError(path, f"unknown recipe {name!r}{hint}")
-    return RECIPES[name]
+    return RECIPES[one_of(name, RECIPES, path, what="recipe")]

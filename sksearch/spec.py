@@ -12,12 +12,14 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from sksearch.validation import ConfigError, boolean, check_keys, integer, number
 
 T = TypeVar("T")
 
@@ -30,43 +32,6 @@ _TEMPLATE_DEFAULTS: dict[str, dict[str, int]] = {
     "cifar": {"stem_width": 64, "head_width": 0, "input_size": 32},
     "shufflenetv2": {"stem_width": 24, "head_width": 1024, "input_size": 224},
 }
-
-
-class ConfigError(ValueError):
-    """A spec, space or option that cannot be used. The message starts with the field path."""
-
-    def __init__(self, path: str, reason: str):
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
-
-    def within(self, prefix: str) -> ConfigError:
-        """The same error, seen from an enclosing object whose field is `prefix`."""
-        return ConfigError(join_path(prefix, self.path), self.reason)
-
-    def in_file(self, file: str | Path) -> ConfigError:
-        """The same error, located in `file` (`spaces/x.yaml: unit.reduction: must be >= 1`)."""
-        return ConfigError(f"{file}: {self.path}" if self.path else str(file), self.reason)
-
-
-def join_path(prefix: str, path: str) -> str:
-    if not prefix:
-        return path
-    if not path:
-        return prefix
-    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
-
-
-def check_int(value: Any, path: str, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, f"must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(path, f"must be >= {minimum}, got {value}")
-
-
-def check_bool(value: Any, path: str) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(path, f"must be true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -82,15 +47,15 @@ class Branch:
     relu: bool = True
 
     def __post_init__(self) -> None:
-        check_int(self.kernel, "kernel", minimum=1)
+        integer(self.kernel, "kernel", minimum=1)
         if self.kernel % 2 == 0:
             raise ConfigError("kernel", f"must be odd, got {self.kernel}")
-        check_int(self.dilation, "dilation", minimum=1)
+        integer(self.dilation, "dilation", minimum=1)
         if self.groups != DEPTHWISE:
             if isinstance(self.groups, str):
                 raise ConfigError("groups", f"must be an integer or '{DEPTHWISE}', got {self.groups!r}")
-            check_int(self.groups, "groups", minimum=1)
-        check_bool(self.relu, "relu")
+            integer(self.groups, "groups", minimum=1)
+        boolean(self.relu, "relu")
 
     def groups_for(self, channels: int) -> int:
         """The group count this branch uses on a conv of `channels` channels."""
@@ -123,9 +88,9 @@ class Unit:
         for index, branch in enumerate(self.branches):
             if not isinstance(branch, Branch):
                 raise ConfigError(f"branches[{index}]", f"must be a Branch, got {branch!r}")
-        check_bool(self.attention, "attention")
-        check_int(self.reduction, "reduction", minimum=1)
-        check_int(self.min_dim, "min_dim", minimum=1)
+        boolean(self.attention, "attention")
+        integer(self.reduction, "reduction", minimum=1)
+        integer(self.min_dim, "min_dim", minimum=1)
 
     @property
     def num_branches(self) -> int:
@@ -150,9 +115,9 @@ class Stage:
     out_width: int
 
     def __post_init__(self) -> None:
-        check_int(self.depth, "depth", minimum=1)
-        check_int(self.width, "width", minimum=1)
-        check_int(self.out_width, "out_width", minimum=1)
+        integer(self.depth, "depth", minimum=1)
+        integer(self.width, "width", minimum=1)
+        integer(self.out_width, "out_width", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -190,12 +155,12 @@ class NetSpec:
                 raise ConfigError(f"stages[{index}]", f"must be a Stage, got {stage!r}")
         if not isinstance(self.unit, Unit):
             raise ConfigError("unit", f"must be a Unit, got {self.unit!r}")
-        check_bool(self.se, "se")
-        check_int(self.se_reduction, "se_reduction", minimum=1)
-        check_int(self.num_classes, "num_classes", minimum=1)
-        check_int(self.stem_width, "stem_width", minimum=1)
-        check_int(self.head_width, "head_width", minimum=0)
-        check_int(self.input_size, "input_size", minimum=1)
+        boolean(self.se, "se")
+        integer(self.se_reduction, "se_reduction", minimum=1)
+        integer(self.num_classes, "num_classes", minimum=1)
+        integer(self.stem_width, "stem_width", minimum=1)
+        integer(self.head_width, "head_width", minimum=0)
+        integer(self.input_size, "input_size", minimum=1)
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -302,8 +267,9 @@ class NetSpec:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
 
     @classmethod
-    def from_yaml(cls, text: str) -> NetSpec:
-        return cls.from_dict(parse_yaml(text))
+    def from_yaml(cls, source: str | Path) -> NetSpec:
+        """From YAML text, or from a YAML file (a Path, or a one-line string ending .yaml/.yml)."""
+        return read_spec(source) if is_spec_file(source) else cls.from_dict(parse_yaml(source))
 
     def scaled(self, factor: float, *, stem_and_head: bool = True) -> NetSpec:
         """The same architecture with its channel counts scaled by `factor`.
@@ -313,8 +279,7 @@ class NetSpec:
         multiple of their groups, other widths to a multiple of 8. With `stem_and_head=False` only
         the units change, as in the paper's "more channels in all bottleneck blocks".
         """
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
-            raise ConfigError("width_multiplier", f"must be a number > 0, got {factor!r}")
+        number(factor, "width_multiplier", 0, open_low=True)
 
         def groups(branch: Branch) -> int | str:
             return branch.groups if branch.groups == DEPTHWISE else max(1, round(branch.groups * factor))
@@ -336,16 +301,20 @@ class NetSpec:
 
     def replace(self, **changes: Any) -> NetSpec:
         """A copy with top-level fields changed; unknown names raise ConfigError."""
-        known = {f.name for f in dataclasses.fields(self)}
-        for name in changes:
-            if name not in known:
-                raise ConfigError(name, f"unknown spec field (known: {', '.join(sorted(known))})")
+        check_keys(changes, (f.name for f in dataclasses.fields(self)), what="spec field")
         return _construct(type(self), {**self.__dict__, **changes}, "")
 
 
 def round_to(value: float, divisor: int) -> int:
     """The nearest multiple of `divisor` (at least `divisor` itself)."""
     return max(divisor, int(value / divisor + 0.5) * divisor)
+
+
+def is_spec_file(source: Any) -> bool:
+    """A Path, or a string naming a .yaml/.yml file (YAML text has a newline or no such suffix)."""
+    if isinstance(source, Path):
+        return True
+    return isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))
 
 
 def read_spec(path: str | Path) -> NetSpec:
@@ -378,16 +347,7 @@ def read_yaml_file(path: str | Path, parse: Callable[[Any], T]) -> T:
 
 
 def _fields_of(cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ConfigError(path, f"must be a mapping, got {type(data).__name__}")
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in known:
-            raise ConfigError(join_path(path, str(key)), f"unknown key (known: {', '.join(known)})")
-    for key in required:
-        if key not in data:
-            raise ConfigError(join_path(path, key), "is required")
-    return dict(data)
+    return check_keys(data, (f.name for f in dataclasses.fields(cls)), path, required)
 
 
 def _sequence(value: Any, path: str) -> list[Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from sksearch.files import exists, join, read_bytes, write_bytes
+from sksearch.schema import FINAL_METRICS, RUN_REPORTS, spec_columns
 from sksearch.spec import NetSpec
 
 TRIALS = "trials.parquet"
@@ -24,53 +25,6 @@ HISTORY = "history.parquet"
 PLAN = "sweep.json"
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "top1_err", "top5_err", "lr", "epoch_time", "images_per_s")
-FINAL_METRICS = ("top1_err", "top5_err", "train_loss", "best_top1_err", "best_top5_err", "best_epoch")
-RUN_METRICS = (
-    "fvcore_flops",
-    "trained_archid",
-    "trained_params",
-    "trained_macs",
-    "trained_gmacs",
-    "images_per_s",
-    "node_id",
-    "resumed_at_epoch",
-)
-
-
-# Columns every row has that describe neither the network's knobs nor its spec: the rest of a row's
-# columns are the sweep's knobs (the design choices), and `spec_*` restate the spec.
-STANDARD_COLUMNS = frozenset(
-    ("trial_id", "sweep", "status", "reason", "archid", "recipe", "seed", "params", "params_m", "macs", "gmacs",
-     "epochs", "wall_time", "checkpoint", "spec", "recipe_json", "run_dir", *FINAL_METRICS, *RUN_METRICS)
-)  # fmt: skip
-
-
-def knob_columns(frame: pd.DataFrame) -> list[str]:
-    """The design choices of a results table: the knob columns of the sweeps it holds."""
-    return [column for column in frame.columns if column not in STANDARD_COLUMNS and not column.startswith("spec_")]
-
-
-def spec_columns(spec: NetSpec) -> dict[str, Any]:
-    """Every knob of a spec as a flat column (`spec_` prefix), for queries and EDF plots."""
-    unit = spec.unit
-    return {
-        "spec_template": spec.template,
-        "spec_num_branches": unit.num_branches,
-        "spec_kernels": "+".join(f"{b.kernel}x{b.kernel}d{b.dilation}" for b in unit.branches),
-        "spec_groups": "+".join(str(b.groups) for b in unit.branches),
-        "spec_relu": "+".join("1" if b.relu else "0" for b in unit.branches),
-        "spec_attention": unit.selects,
-        "spec_reduction": unit.reduction,
-        "spec_min_dim": unit.min_dim,
-        "spec_depths": ",".join(str(stage.depth) for stage in spec.stages),
-        "spec_widths": ",".join(str(stage.width) for stage in spec.stages),
-        "spec_out_widths": ",".join(str(stage.out_width) for stage in spec.stages),
-        "spec_se": spec.se,
-        "spec_se_reduction": spec.se_reduction,
-        "spec_stem_width": spec.stem_width,
-        "spec_num_classes": spec.num_classes,
-        "spec_input_size": spec.input_size,
-    }
 
 
 def trial_row(
@@ -88,7 +42,8 @@ def trial_row(
     reason: str,
     checkpoint: str | None,
 ) -> dict[str, Any]:
-    """One trial as a row: identity, knobs, spec, recipe, final and best metrics, complexity."""
+    """One trial as a row: identity, knobs, spec, recipe, final and best metrics, complexity
+    (sksearch.schema says what each column means)."""
     row: dict[str, Any] = {
         "trial_id": trial_id,
         "sweep": sweep,
@@ -96,7 +51,7 @@ def trial_row(
         "reason": reason,
         "archid": spec.archid,
         **dict(point),
-        **spec_columns(spec),
+        **{name: value for name, value in spec_columns(spec).items() if name not in point},
         "recipe": recipe.get("name", ""),
         "seed": seed,
         "params": params,
@@ -109,7 +64,7 @@ def trial_row(
         "spec": json.dumps(spec.to_dict(), sort_keys=True),
         "recipe_json": json.dumps(dict(recipe), sort_keys=True),
     }
-    for name in FINAL_METRICS + RUN_METRICS:
+    for name in FINAL_METRICS + RUN_REPORTS:
         row[name] = last.get(name)
     return row
 

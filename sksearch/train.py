@@ -28,7 +28,8 @@ from sksearch.data import make_loaders
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.nets import build, resolve_spec
 from sksearch.recipes import Recipe
-from sksearch.spec import ConfigError, NetSpec
+from sksearch.spec import NetSpec
+from sksearch.validation import ConfigError
 
 CHECKPOINT = "checkpoint.pt"
 Report = Callable[[dict[str, Any], Path | None], None]

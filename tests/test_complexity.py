@@ -176,3 +176,13 @@ def test_forward_matches_counted_output_resolution():
         assert head.macs == spec.features_width * spec.num_classes + (
             spec.stages[-1].out_width * spec.head_width * features.shape[2] * features.shape[3]
         )
+
+
+def test_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    verbs = ("presets", "spec", "count", "paper", "train", "sweep", "resume", "status", "space", "results", "pareto",
+             "compare", "table", "export", "plot", "attention")  # fmt: skip
+    assert all(f"    {verb} " in text for verb in verbs) and "95% intervals" in text

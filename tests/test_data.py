@@ -169,7 +169,12 @@ def test_image_folder_uses_the_paper_augmentation(tmp_path):
     assert classes == 3 and len(train) == 12 and len(val) == 12
     assert train[0][0].shape == (3, 32, 32)  # random-size crop to image_size
     assert val[0][0].shape == (3, 24, 24)  # resize + centre crop to eval_size
-    torch.testing.assert_close(val[3][0], val[3][0])  # evaluation is deterministic
+    draws = []
+    for seed in (0, 1):  # evaluation is deterministic, training augmentation is not
+        torch.manual_seed(seed)
+        draws.append((val[3][0], train[3][0]))
+    torch.testing.assert_close(draws[0][0], draws[1][0])
+    assert not torch.equal(draws[0][1], draws[1][1])
 
 
 def test_image_folder_needs_train_and_val(tmp_path):

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -191,20 +192,45 @@ def test_zero_init_last_bn_and_kaiming_init():
     assert abs(conv.std().item() - (2 / fan_out) ** 0.5) < 0.1 * (2 / fan_out) ** 0.5
 
 
-def test_build_accepts_presets_specs_dicts_and_overrides():
+def test_build_accepts_presets_specs_dicts_files_and_overrides(tmp_path):
     spec = sksearch.preset("sknet29")
     assert sksearch.build(spec).spec == spec
     assert sksearch.build(spec.to_dict()).spec == spec
+    (tmp_path / "net.yaml").write_text(spec.to_yaml())
+    assert sksearch.build(tmp_path / "net.yaml").spec == spec == sksearch.build(str(tmp_path / "net.yaml")).spec
+    assert sksearch.count(str(tmp_path / "net.yaml")) == sksearch.count("sknet29")
     model = sksearch.create_model("sknet29", num_classes=100)
     assert model.fc.out_features == 100
     with pytest.raises(sksearch.ConfigError, match=r"^num_clases: unknown spec field"):
         sksearch.build("sknet29", num_clases=100)
 
 
+def test_the_sk_layer_takes_plain_arguments():
+    """As timm's SelectiveKernel: kernels, dilations, groups and d as numbers, no spec needed."""
+    layer = SKConv(16, kernel_size=(3, 3, 5), dilation=(1, 2, 1), groups=(4, 4, 16), act=(True, True, False),
+                   attention_dim=8, stride=2).eval()  # fmt: skip
+    convs = [path.conv for path in layer.paths]
+    assert [(c.kernel_size, c.dilation, c.groups, c.stride) for c in convs] == [
+        ((3, 3), (1, 1), 4, (2, 2)), ((3, 3), (2, 2), 4, (2, 2)), ((5, 5), (1, 1), 16, (2, 2))
+    ]  # fmt: skip
+    assert layer.attention.reduce.conv.out_channels == 8
+    assert layer(torch.randn(2, 16, 8, 8)).shape == (2, 16, 4, 4)
+    assert SKConv(16, (3, 3), (1, 2), (4, 4), (True, True), attention_dim=None).attention is None
+    built = sksearch.build("sknet50").stages[0][0].conv2  # the builder maps the spec onto the same layer
+    assert [p.conv.dilation for p in built.paths] == [(1, 1), (2, 2)] and built.attention.reduce.conv.out_channels == 32
+
+
+def test_the_public_api_is_listed_and_importable():
+    assert "count" in sksearch.__all__ and "load_space" in sksearch.__all__
+    for name in sksearch.__all__:
+        assert getattr(sksearch, name) is not None
+
+
 def test_import_and_build_need_no_ray_optuna_or_fvcore():
     code = (
-        "import sys, sksearch; sksearch.build('sknet26', num_classes=3); "
+        "import sys, sksearch, sksearch.search; sksearch.build('sknet26', num_classes=3); "
+        "sksearch.load_space('spaces/table7.yaml').enumerate(); "
         "bad = [m for m in ('ray', 'optuna', 'fvcore') if m in sys.modules]; "
         "assert not bad, bad"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

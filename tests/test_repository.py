@@ -19,3 +19,14 @@ def test_readme_opens_with_install_and_test_commands():
     install, test_command = readme_commands()
     assert 'pip install -e ".[dev]"' in install and ".venv/bin/sksearch" in install
     assert "pytest" in test_command
+
+
+def test_the_readme_module_table_names_every_module():
+    table = (ROOT / "README.md").read_text().split("## What is here")[1].split("## Python API")[0]
+    for path in sorted((ROOT / "sksearch").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        package = f"`{path.parent.relative_to(ROOT).as_posix()}/`"
+        rows = [row for row in table.splitlines() if row.startswith(f"| {package}")]
+        assert f"| `{relative}`" in table or (rows and f"`{path.stem}`" in rows[0]), relative

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import ray
 import torch
 
 import sksearch
@@ -19,12 +18,13 @@ from sksearch.results import (
     load_export,
     paper_table,
     pareto,
-    parse_objectives,
     render_paper_table,
     seed_means,
 )
-from sksearch.sweep import plan_sweep, run_sweep
+from sksearch.schema import COLUMNS, FRONT_SIZES, knob_columns, parse_objectives, role_of
+from sksearch.search import plan_sweep, run_sweep
 from sksearch.table import TRIALS
+from tests.pictures import drawn
 
 SPACES = Path(__file__).parents[1] / "spaces"
 
@@ -110,39 +110,35 @@ def test_knee_is_the_point_nearest_the_ideal():
 def test_objective_names_are_checked():
     frame = trials([("a", 0, 20.0, 4.0)])
     with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[1\]: no column 'flops'"):
-        parse_objectives("top1_err:min,flops:min", frame)
+        parse_objectives("top1_err:min,flops:min", "--objectives", frame, FRONT_SIZES)
     with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[0\]: mode must be min or max"):
-        parse_objectives("top1_err:low,gmacs", frame)
+        parse_objectives("top1_err:low,gmacs", "--objectives", frame, FRONT_SIZES)
     with pytest.raises(sksearch.ConfigError, match="2 or 3 objectives"):
-        parse_objectives("top1_err", frame)
+        parse_objectives("top1_err", "--objectives", frame, FRONT_SIZES)
     with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[0\]: column 'archid' is not numeric"):
-        parse_objectives("archid,gmacs", frame)
+        parse_objectives("archid,gmacs", "--objectives", frame, FRONT_SIZES)
 
 
 # -- on a real sweep ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory):
+def sweep_dir(tmp_path_factory, local_ray):
     storage = tmp_path_factory.mktemp("sweeps")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        settings = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
-        plan = plan_sweep(SPACES / "table7.yaml", recipe="smoke", settings=settings, storage=str(storage), seeds=[0, 1])
-        # two table rows of Table 7 only, to stay quick: K3+K5 summed and selected
-        data = dict(plan.space_data)
-        data["knobs"] = {"branches": {"grid": ["K3+K5"]}, "attention": {"grid": [False, True]}}
-        plan = plan_sweep(
-            _write_space(storage, data),
-            recipe="smoke",
-            settings=settings,
-            storage=str(storage),
-            seeds=[0, 1],
-            name="t7",
-        )
-        run_sweep(plan, progress=False)
-    finally:
-        ray.shutdown()
+    settings = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
+    plan = plan_sweep(SPACES / "table7.yaml", recipe="smoke", settings=settings, storage=str(storage), seeds=[0, 1])
+    # two table rows of Table 7 only, to stay quick: K3+K5 summed and selected
+    data = dict(plan.space_data)
+    data["knobs"] = {"branches": {"grid": ["K3+K5"]}, "attention": {"grid": [False, True]}}
+    plan = plan_sweep(
+        _write_space(storage, data),
+        recipe="smoke",
+        settings=settings,
+        storage=str(storage),
+        seeds=[0, 1],
+        name="t7",
+    )
+    run_sweep(plan, progress=False)
     return storage / "t7"
 
 
@@ -198,7 +194,9 @@ def test_pareto_verb_on_a_sweep_with_plot(sweep_dir, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "of 2 networks (4 completed trials)" in out and "reference point (100, 5)" in out and "knee:" in out
-    assert (tmp_path / "front.png").read_bytes()[:4] == b"\x89PNG"
+    (panel,) = drawn(tmp_path / "front.png")
+    assert (panel["xlabel"], panel["ylabel"]) == ("top1_err", "gmacs")
+    assert {"trials (seed mean)", "Pareto front"} <= set(panel["legend"])
 
 
 def test_paper_table_shows_missing_rows_as_missing(sweep_dir, tmp_path):
@@ -328,10 +326,18 @@ def test_export_round_trip(sweep_dir, tmp_path, capsys):
 
 
 def test_plots(sweep_dir, tmp_path):
+    panels = {}
     for kind in ("pareto", "edf", "curves"):
         out = tmp_path / f"{kind}.png"
         assert main(["plot", str(sweep_dir), "--kind", kind, "--out", str(out)]) == 0
-        assert out.read_bytes()[:4] == b"\x89PNG"
+        panels[kind] = drawn(out)
+    (front,) = panels["pareto"]
+    assert {"trials (seed mean)", "Pareto front"} <= set(front["legend"]) and front["xlabel"] == "top1_err"
+    # one EDF panel per design choice: the sweep's one varying knob, not the training seed
+    assert [p["title"] for p in panels["edf"]] == ["attention"]
+    assert panels["edf"][0]["legend"] == ["False (n=2)", "True (n=2)"]
+    (curves,) = panels["curves"]
+    assert (curves["xlabel"], curves["ylabel"], len(curves["legend"])) == ("epoch", "top1_err", 4)
     assert main(["plot", str(sweep_dir), "--kind", "edf", "--by", "colour", "--out", str(tmp_path / "x.png")]) == 2
 
 
@@ -386,7 +392,8 @@ def test_attention_analysis_on_a_trained_sk_model(tmp_path, capsys):
         mean_of_channels = group[group["branch"] == 1]["attention"].mean()
         row = units[(units["unit"] == label) & (units["scale"] == scale)].iloc[0]
         assert mean_of_channels == pytest.approx(row["attention_branch1"], abs=1e-5)
-    assert (out / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    (panel,) = drawn(out / "attention.png")
+    assert panel["legend"] == ["1x", "1.5x", "2x"] and panel["xlabel"] == "SK unit (stage_unit)"
     assert "SK_3_1" in capsys.readouterr().out
 
 
@@ -395,3 +402,26 @@ def test_attention_needs_a_model_and_sane_scales(tmp_path, capsys):
     assert "is neither an export folder" in capsys.readouterr().err
     assert main(["attention", str(tmp_path), "--scales", "1,-2"]) == 2
     assert "--scales: must be positive" in capsys.readouterr().err
+
+
+def test_every_column_has_one_meaning(sweep_dir):
+    frame = sksearch.load_results(sweep_dir)
+    assert knob_columns(frame) == ["branches", "attention"]  # the sweep's design choices, as declared
+    roles = {column: role_of(column) for column in frame.columns}
+    assert roles["seed"] == "identity" and roles["top1_err"] == "metric" and roles["gmacs"] == "complexity"
+    assert roles["spec_kernels"] == "design" and roles["dilation_1"] == "design" and roles["node_id"] == "run"
+    assert set(COLUMNS) >= {c for c, role in roles.items() if role != "design"}
+
+
+def test_per_branch_columns_answer_where_queries(sweep_dir, capsys):
+    assert main(["results", str(sweep_dir), "--where", "dilation_1 >= 2 and kernel_0 == 3", "--format", "csv"]) == 0
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(frame) == 4 and set(frame["dilation_1"]) == {2} and set(frame["groups_1"]) == {32}
+    assert main(["results", str(sweep_dir), "--where", "dilation_1 >= 3"]) == 0
+    assert "(no rows)" in capsys.readouterr().out
+
+
+def test_tables_written_before_a_column_existed_gain_it_from_the_spec():
+    frame = sksearch.load_results(Path(__file__).parents[1] / "results/proxy/table7")
+    sk_rows = frame[frame["spec_kernels"] == "3x3d1+3x3d3"]
+    assert len(sk_rows) and set(sk_rows["dilation_1"]) == {3} and set(sk_rows["kernel_1"]) == {3}

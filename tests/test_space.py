@@ -13,7 +13,7 @@ import sksearch
 from sksearch.cli import main
 from sksearch.paper import GMACS_TOLERANCE, PARAMS_TOLERANCE_M, published
 from sksearch.recipes import recipe_from
-from sksearch.space import load_space, parse_space
+from sksearch.search import Rejected, load_space, parse_space
 
 SPACES = Path(__file__).parents[1] / "spaces"
 SHIPPED = sorted(SPACES.glob("*.yaml"))
@@ -128,7 +128,7 @@ def test_optuna_define_by_run_over_a_conditional_space():
         constants = space.suggest(trial)
         try:
             candidate = space.candidate({**trial.params, **constants})
-        except Exception:  # infeasible (over budget): prune, as the sweep does
+        except Rejected:  # infeasible (over budget): prune, as the sweep does
             raise optuna.TrialPruned() from None
         specs.append(candidate.spec)
         assert ("branch_3" in trial.params) == (trial.params["num_branches"] == 4)
@@ -165,7 +165,7 @@ def test_groups_rule_reject_or_snap(tmp_path):
     """
     rejecting = load_space(write(tmp_path, body.replace("{rule}", "reject")))
     draw = rejecting.enumerate()
-    assert len(draw) == 1 and draw.rejected == {"invalid unit.branches[1].groups": 1}
+    assert len(draw) == 1 and draw.rejected == {"invalid groups_1": 1}
     snapping = load_space(write(tmp_path, body.replace("{rule}", "snap")))
     snapped = snapping.enumerate()
     assert len(snapped) == 2
@@ -208,7 +208,7 @@ MALFORMED = [
     ("base: sknet5\n", "base.preset: unknown preset 'sknet5'"),
     ("base: {stages: [{depth: 0, width: 8, out_width: 8}]}\n", "base.stages[0].depth: must be >= 1"),
     ("base: sknet50\nknobs:\n  colour: red\n", "knobs.colour: unknown knob"),
-    ("base: sknet50\nknobs:\n  reduction: {choice: [8, 0]}\n", "knobs.reduction.choice[1]: must be an integer >= 1"),
+    ("base: sknet50\nknobs:\n  reduction: {choice: [8, 0]}\n", "knobs.reduction.choice[1]: must be >= 1, got 0"),
     ("base: sknet50\nknobs:\n  reduction: {choice: []}\n", "knobs.reduction.choice: must be a non-empty list"),
     ("base: sknet50\nknobs:\n  attention: {int: [0, 1]}\n", "knobs.attention.int: attention does not take a int range"),
     ("base: sknet50\nknobs:\n  min_dim: {int: [64, 8]}\n", "knobs.min_dim.int: low must not exceed high"),
@@ -223,10 +223,10 @@ MALFORMED = [
     ("base: sknet50\nknobs:\n  relu_4: false\n", "knobs.relu_4: branch 4 does not exist"),
     ("base: sknet50\nknobs:\n  branches: [K3, K5]\n  num_branches: 2\n", "knobs.branches: cannot be combined"),
     ("base: sknet50\nknobs:\n  depths: {choice: ['3,4,6']}\n", "knobs.depths.choice[0]: must list 4 stage depths"),
-    ("base: sknet50\nknobs:\n  depth_7: 2\n", "knobs.depth_7: unknown knob"),
+    ("base: sknet50\nknobs:\n  depth_7: 2\n", "knobs.depth_7: stage 7 does not exist (the base has 4)"),
     (
         "base: sknet50\nknobs:\n  width_multiplier: {float: [0, 2]}\n",
-        "knobs.width_multiplier.float[0]: must be a number > 0",
+        "knobs.width_multiplier.float[0]: must be > 0, got 0",
     ),
     (
         "base: sknet50\nknobs:\n  min_dim: {choice: [8], log: true}\n",
@@ -254,7 +254,7 @@ MALFORMED = [
         "knobs.cardinality: needs a base with an integer group count",
     ),
     ("base: sknet50\nname: my space\n", "name: must be letters, digits"),
-    ("- just\n- a list\n", "a space file must be a mapping"),
+    ("- just\n- a list\n", "must be a mapping, got list"),
     ("base: [sknet50\n", "not valid YAML"),
 ]
 
@@ -274,7 +274,7 @@ def test_malformed_space_through_the_cli_is_one_line_and_exit_2(tmp_path, capsys
     path = write(tmp_path, "base: sknet50\nknobs:\n  reduction: {choice: [8, 0]}\n")
     assert main(["space", "show", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"sksearch space: error: {path}: knobs.reduction.choice[1]: must be an integer >= 1, got 0\n"
+    assert err == f"sksearch space: error: {path}: knobs.reduction.choice[1]: must be >= 1, got 0\n"
     assert main(["space", "show", str(tmp_path / "none.yaml")]) == 2
 
 
@@ -307,3 +307,80 @@ def test_recipe_knobs_change_the_training_not_the_network():
     assert len(draw) == 2 and draw[0].archid == draw[1].archid  # same network, two trainings
     assert [space.recipe_for(c.knobs).lr for c in draw] == [0.1, 0.05]
     assert space.recipe_for(draw[0].knobs).epochs == 3
+
+
+# -- knobs that address the spec ----------------------------------------------------------------
+
+
+def test_a_knob_may_name_a_spec_path():
+    space = parse_space(
+        {
+            "base": "sknet50",
+            "knobs": {"unit.branches[1].dilation": {"choice": [1, 2, 3]}, "stages[2].depth": {"int": [3, 8]}},
+        }
+    )
+    draw = space.enumerate()
+    assert len(space) == 18 and len(draw) == 18 and not draw.rejected
+    seen = {(c.spec.unit.branches[1].dilation, c.spec.stages[2].depth) for c in draw}
+    assert seen == {(d, depth) for d in (1, 2, 3) for depth in range(3, 9)}
+    for candidate in draw:  # every other field is the base's
+        assert candidate.spec.replace(stages=space.base.stages, unit=space.base.unit) == space.base
+        assert candidate.spec.unit.branches[0] == space.base.unit.branches[0]
+        assert space.point_for(candidate.spec) == candidate.knobs  # read back from the path, no lookup
+
+
+def test_named_knobs_are_shortcuts_of_spec_paths():
+    by_name = parse_space({"base": "sknet50", "knobs": {"groups_1": 16, "depth_2": 4, "reduction": 8}})
+    by_path = parse_space(
+        {"base": "sknet50", "knobs": {"unit.branches[1].groups": 16, "stages[2].depth": 4, "unit.reduction": 8}}
+    )
+    assert by_name.enumerate()[0].spec == by_path.enumerate()[0].spec
+    spec = by_name.enumerate()[0].spec
+    assert (spec.unit.branches[1].groups, spec.stages[2].depth, spec.unit.reduction) == (16, 4, 8)
+
+
+def test_a_rejected_point_names_the_knob_as_written():
+    space = parse_space({"base": "sknet50", "knobs": {"unit.branches[1].groups": {"grid": [32, 48]}}})
+    assert space.enumerate().rejected == {"invalid unit.branches[1].groups": 1}
+    with pytest.raises(Rejected, match=r"^invalid unit.branches\[1\].groups: unit.branches\[1\].groups: 48 does not"):
+        space.candidate({"unit.branches[1].groups": 48})
+    shortcut = parse_space(
+        {
+            "base": "sknet50",
+            "branch_options": {"g48": {"kernel": 3, "groups": 48}},
+            "knobs": {"branches": {"grid": ["K3+K5", "K3+g48"]}},
+        }
+    )
+    assert shortcut.enumerate().rejected == {"invalid branches": 1}
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"stages[4].depth": 3}, "knobs.stages[4].depth: stage 4 does not exist (the base has 4)"),
+        ({"unit.branches[1].colour": 3}, "knobs.unit.branches[1].colour: unknown knob"),
+        ({"unit.branches[2].kernel": 5}, "knobs.unit.branches[2].kernel: branch 2 does not exist"),
+        ({"unit.branches[0].kernel": {"choice": [3, 4]}}, None),  # an even kernel: rejected per point, not here
+        ({"groups_1": 16, "unit.branches[1].groups": 8}, "sets unit.branches[1].groups, as knob groups_1 does"),
+        ({"depths": "3,4,6,3", "stages[0].depth": 2}, "knobs.depths: cannot be combined"),
+        ({"unit.attention": {"int": [0, 1]}}, "knobs.unit.attention.int: unit.attention does not take a int range"),
+    ],
+)
+def test_spec_path_knobs_are_checked_when_the_space_is_read(knobs, message):
+    if message is None:
+        assert parse_space({"base": "sknet50", "knobs": knobs}).enumerate().rejected == {
+            "invalid unit.branches[0].kernel": 1
+        }
+        return
+    with pytest.raises(sksearch.ConfigError) as caught:
+        parse_space({"base": "sknet50", "knobs": knobs})
+    assert message in str(caught.value)
+
+
+def test_spec_path_knobs_reach_optuna_and_ray_tune():
+    space = parse_space({"base": "sknet50", "knobs": {"unit.branches[1].dilation": {"choice": [1, 3]}}})
+    trial = optuna.trial.FixedTrial({"unit.branches[1].dilation": 3})
+    space.suggest(trial)
+    assert space.spec_for(trial.params).unit.branches[1].dilation == 3
+    configs = [config for _, config in generate_variants(space.to_tune())]
+    assert {space.spec_for(config).unit.branches[1].dilation for config in configs} <= {1, 3}

@@ -173,3 +173,19 @@ def test_replace_and_preset_overrides_reject_unknown_fields():
         sksearch.preset("sknet50", width_multiplier=2)
     with pytest.raises(ConfigError, match=r"^preset: unknown preset 'sknet5'.*did you mean"):
         sksearch.preset("sknet5")
+
+
+def test_from_yaml_takes_text_or_a_path(tmp_path):
+    spec = sksearch.preset("sknet26")
+    path = tmp_path / "net.yaml"
+    path.write_text(spec.to_yaml())
+    assert NetSpec.from_yaml(spec.to_yaml()) == NetSpec.from_yaml(path) == NetSpec.from_yaml(str(path)) == spec
+    with pytest.raises(ConfigError, match=r"missing.yaml: cannot read"):
+        NetSpec.from_yaml(str(tmp_path / "missing.yaml"))
+
+
+def test_the_validator_names_the_field_and_suggests_a_close_key():
+    with pytest.raises(ConfigError, match=r"^unit.reductoin: unknown key \(did you mean reduction\?\)$"):
+        NetSpec.from_dict({**sksearch.preset("sknet26").to_dict(), "unit": {"reductoin": 8}})
+    with pytest.raises(ConfigError, match=r"^width_multiplier: must be > 0, got -1$"):
+        sksearch.preset("sknet26").scaled(-1)

@@ -10,7 +10,7 @@ import pytest
 
 import sksearch
 from sksearch.results import compare, load_results, paper_table, rank_agreement, render_paper_table
-from sksearch.statistics import kendall_tau, paired_summary, seed_differences, seeds_to_resolve, t_quantile
+from sksearch.results.statistics import kendall_tau, paired_summary, seed_differences, seeds_to_resolve, t_quantile
 
 
 def test_paired_summary_known_answer():

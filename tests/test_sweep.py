@@ -5,23 +5,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import ray
 
 import sksearch
 from sksearch.cli import main
-from sksearch.space import load_space
-from sksearch.sweep import Resources, load_plan, plan_sweep, run_sweep, sweep_status
+from sksearch.search import Resources, load_plan, load_space, plan_sweep, run_sweep, sweep_status
 from sksearch.table import read_history
 
 SPACES = Path(__file__).parents[1] / "spaces"
 QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def write(tmp_path, text, name="space.yaml"):
@@ -68,6 +62,7 @@ def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     assert status["states"] == {"completed": 4} and status["best"]["top1_err"] == table["top1_err"].min()
 
 
+@pytest.mark.slow
 def test_an_nsga2_sweep_records_both_objectives_and_launches_no_infeasible_network(tmp_path):
     plan = plan_sweep(
         SPACES / "sknet50.yaml",
@@ -86,6 +81,7 @@ def test_an_nsga2_sweep_records_both_objectives_and_launches_no_infeasible_netwo
     assert {sksearch.preset("sknet50").archid, sksearch.preset("resnext50_32x4d").archid} <= set(table["archid"])
 
 
+@pytest.mark.slow
 def test_a_tpe_sweep_with_asha_early_stopping(tmp_path):
     plan = plan_sweep(
         SPACES / "smoke.yaml",
@@ -111,19 +107,22 @@ def test_a_diverging_trial_is_recorded_as_failed_while_the_others_finish(tmp_pat
         """
         base: sknet26
         knobs:
-          attention: {grid: [true, false]}
+          unit.attention: {grid: [true, false]}
           lr: {grid: [0.1, 1000000.0]}
         recipe: {preset: smoke, zero_init_last_bn: false}
     """,
     )
     table = run_sweep(plan_sweep(space, settings=QUICK, storage=str(tmp_path)), progress=False)
     assert len(table) == 4
+    # a spec-path knob is a column named as written, beside the spec it set
+    assert list(table["unit.attention"]) == list(table["spec_attention"]) and set(table["dilation_1"]) == {2}
     failed = table[table["status"] == "failed"]
     assert set(failed["lr"]) == {1000000.0} and len(failed) == 2
     assert failed["reason"].str.startswith("diverged: loss").all()
     assert set(table[table["lr"] == 0.1]["status"]) == {"completed"}
 
 
+@pytest.mark.slow
 def test_a_two_worker_data_parallel_trial(tmp_path):
     space = write(tmp_path, "base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
     plan = plan_sweep(space, settings=QUICK, storage=str(tmp_path), resources=Resources(workers_per_trial=2))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sksearch.space import load_space
+from sksearch.search import load_space
 from sksearch.table import read_trials
 
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SPACES = Path(__file__).parents[1] / "spaces"
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -192,6 +193,7 @@ def two_node_cluster():
         stop_processes([pid for node in nodes for pid in (node.pid, *descendants(node.pid))])
 
 
+@pytest.mark.cluster
 def test_a_sweep_on_a_two_node_cluster_spreads_its_trials(tmp_path, two_node_cluster):
     address, env = two_node_cluster
     output = finish(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sksearch.spec import ConfigError
+from sksearch.validation import ConfigError
 
 CONFIDENCE = 0.95
 MAX_SEEDS = 10_000  # beyond this, "seeds to resolve" reads as never

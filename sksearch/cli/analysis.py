@@ -1,0 +1,68 @@
+"""Verbs that draw or probe: plot, attention."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sksearch.cli.common import float_list, positive_int, verb
+from sksearch.cli.results import front_objectives
+
+
+def _plot_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--kind", choices=("pareto", "edf", "curves"), required=True)
+    parser.add_argument("--out", required=True, help="the PNG file")
+    parser.add_argument("--objectives", default="top1_err:min,gmacs:min", help="for --kind pareto")
+    parser.add_argument("--by", help="for --kind edf: design-choice columns (default: every varying knob)")
+    parser.add_argument("--metric", default="top1_err")
+    parser.add_argument("--top", type=positive_int, default=5, help="for --kind curves: how many trials")
+
+
+@verb("plot", "PNG plots: Pareto scatter, EDFs per design choice, learning curves", _plot_flags)
+def cmd_plot(args: argparse.Namespace) -> int:
+    from sksearch.analysis import plot_curves, plot_edf, plot_pareto
+    from sksearch.results import learning_curves, load_results, published_points
+
+    frame = load_results(args.run_dirs)
+    if args.kind == "pareto":
+        path = plot_pareto(frame, front_objectives(args.objectives, frame), args.out, published_points(frame))
+    elif args.kind == "edf":
+        path = plot_edf(frame, args.out, by=args.by.split(",") if args.by else None, metric=args.metric)
+    else:
+        path = plot_curves(learning_curves(args.run_dirs), frame, args.out, top=args.top, metric=args.metric)
+    print(f"wrote {path}")
+    return 0
+
+
+def _attention_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="an export folder, a checkpoint.pt, or a folder holding one")
+    parser.add_argument("--scales", default="1.0,1.5,2.0")
+    parser.add_argument("--samples", type=positive_int, default=256)
+    parser.add_argument("--data-root", help="an ImageFolder tree to use instead of the synthetic set")
+    parser.add_argument(
+        "--seed", type=int, help="synthetic images of this data seed (default: the recipe's, as evaluated)"
+    )
+    parser.add_argument("--out", help="output folder (default: <source>/attention)")
+
+
+@verb("attention", "SK attention vs. object scale (paper Sec. 4.4)", _attention_flags)
+def cmd_attention(args: argparse.Namespace) -> int:
+    from sksearch.analysis import attention_by_scale, folder_batches, load_model, synthetic_batches, write_attention
+
+    scales = float_list(args.scales, "--scales", positive=True)
+    model, spec, recipe = load_model(args.source)
+    if args.data_root:
+        batches = folder_batches(args.data_root, spec, scales, args.samples)
+    else:
+        batches = synthetic_batches(spec, recipe, scales, args.samples, seed=args.seed)
+    units, channels = attention_by_scale(model, spec, batches)
+    out = Path(
+        args.out or (Path(args.source) if Path(args.source).is_dir() else Path(args.source).parent) / "attention"
+    )
+    paths = write_attention(units, channels, out)
+    pivot = units.pivot(index="unit", columns="scale", values="difference").loc[list(dict.fromkeys(units["unit"]))]
+    print("attention of the larger kernel minus the smaller, per SK unit and object scale:")
+    print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,96 @@
+"""Verbs about networks: presets, spec, count, paper."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sksearch.cli.common import positive_int, spec_argument, verb, write_or_print
+from sksearch.spec import NetSpec
+
+
+@verb("presets", "list the named models with their params and GMACs")
+def cmd_presets(args: argparse.Namespace) -> int:
+    from sksearch.complexity import count
+    from sksearch.presets import PRESETS
+
+    print(f"{'name':32s} {'params (M)':>10s} {'GMACs':>8s}  description")
+    for name, entry in PRESETS.items():
+        complexity = count(name)
+        print(f"{name:32s} {complexity.params_m:10.3f} {complexity.gmacs:8.3f}  {entry.description}")
+    return 0
+
+
+def _spec_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="preset name or spec YAML file")
+    parser.add_argument("--out", help="write the YAML to this file instead of printing it")
+
+
+@verb("spec", "print (or write) the spec YAML of a preset or spec file", _spec_flags)
+def cmd_spec(args: argparse.Namespace) -> int:
+    _, spec = spec_argument(args.model)
+    write_or_print(spec.to_yaml(), args.out)
+    if args.out:
+        print(f"wrote {args.out} (archid {spec.archid})")
+    return 0
+
+
+def _count_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="preset name or spec YAML file")
+    parser.add_argument("--method", choices=("analytic", "fvcore", "both"), default="analytic")
+    parser.add_argument("--input-size", type=positive_int, help="input resolution (default: the spec's)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+@verb("count", "count params and MACs of a preset or spec file", _count_flags)
+def cmd_count(args: argparse.Namespace) -> int:
+    from sksearch.complexity import count
+
+    label, spec = spec_argument(args.model)
+    methods = ("analytic", "fvcore") if args.method == "both" else (args.method,)
+    results = {method: count(spec, method, args.input_size) for method in methods}
+    mismatch = len(results) == 2 and (
+        results["analytic"].params != results["fvcore"].params or results["analytic"].macs != results["fvcore"].macs
+    )
+    if args.json:
+        payload = {"model": label, "archid": spec.archid, **{m: c.to_dict() for m, c in results.items()}}
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_format_count(label, spec, results))
+    if mismatch:
+        sys.stderr.write("sksearch count: error: the analytic and fvcore counts disagree (please report)\n")
+        return 1
+    return 0
+
+
+def _format_count(label: str, spec: NetSpec, results: dict) -> str:
+    first = next(iter(results.values()))
+    lines = [
+        f"{label}  archid {spec.archid}  template {spec.template}  input {first.input_size}x{first.input_size}  "
+        f"M={spec.num_branches}",
+        f"{'method':9s} {'params':>12s} {'GMACs':>9s} {'fvcore GFLOPs':>14s} {'elementwise GFLOPs':>19s}",
+    ]
+    for method, complexity in results.items():
+        fvcore = "-" if complexity.fvcore_flops is None else f"{complexity.fvcore_flops / 1e9:.4f}"
+        extra = "-" if complexity.elementwise_flops is None else f"{complexity.elementwise_flops / 1e9:.4f}"
+        lines.append(f"{method:9s} {complexity.params:>12,d} {complexity.gmacs:9.4f} {fvcore:>14s} {extra:>19s}")
+    lines.append(f"{'part':9s} {'params (M)':>12s} {'GMACs':>9s} {'activations (M)':>16s}")
+    for part in first.parts:
+        lines.append(f"{part.name:9s} {part.params / 1e6:12.3f} {part.macs / 1e9:9.4f} {part.activations / 1e6:16.3f}")
+    lines.append("params: learnable parameters; GMACs: conv + linear multiply-accumulates (the paper's GFLOPs)")
+    return "\n".join(lines)
+
+
+def _paper_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="results/paper", help="folder for complexity.csv and .md")
+
+
+@verb("paper", "regenerate the paper's complexity columns beside the published figures", _paper_flags)
+def cmd_paper(args: argparse.Namespace) -> int:
+    from sksearch.paper import write_report
+
+    csv_path, md_path = write_report(args.out)
+    print(md_path.read_text())
+    print(f"wrote {csv_path} and {md_path}")
+    return 0

@@ -1,0 +1,217 @@
+"""Verbs that read finished sweeps: results, pareto, compare, table, export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sksearch.cli.common import float_list, positive_int, verb, write_or_print
+from sksearch.schema import FRONT_SIZES, knob_columns, parse_objectives
+from sksearch.validation import ConfigError
+
+
+def _run_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+
+
+def _results_flags(parser: argparse.ArgumentParser) -> None:
+    _run_dirs(parser)
+    parser.add_argument("--format", choices=("table", "csv", "parquet", "json"), default="table")
+    parser.add_argument("--where", help="a pandas query, e.g. \"status == 'completed' and gmacs < 4.5\"")
+    parser.add_argument("--sort", help="column to sort by, COLUMN[:asc|desc]")
+    parser.add_argument("--columns", help="comma-separated columns to keep")
+    parser.add_argument("--out", help="write to this file instead of printing")
+
+
+@verb("results", "the merged results table of one or more sweeps", _results_flags)
+def cmd_results(args: argparse.Namespace) -> int:
+    from sksearch.results import load_results, query
+
+    frame = query(load_results(args.run_dirs), args.where, args.sort)
+    if args.columns:
+        missing = [c for c in args.columns.split(",") if c not in frame]
+        if missing:
+            raise ConfigError("--columns", f"no column {missing[0]!r} in the results table")
+        frame = frame[args.columns.split(",")]
+    _emit(frame, args.format, args.out, default_columns=_SUMMARY_COLUMNS)
+    return 0
+
+
+_SUMMARY_COLUMNS = ("trial_id", "sweep", "status", "archid", "top1_err", "top5_err", "gmacs", "params_m", "seed")
+
+
+def _emit(frame, fmt: str, out: str | None, default_columns=()) -> None:
+    """Print or write a table: table (text), csv, json or parquet (parquet needs --out). A wide
+    table shows the summary columns and the sweeps' knobs (sksearch.schema)."""
+    from sksearch.files import atomic_write
+
+    if fmt == "parquet":
+        if not out:
+            raise ConfigError("--out", "is required with --format parquet")
+        atomic_write(out, lambda temporary: frame.to_parquet(temporary, index=False))
+    else:
+        if fmt == "table":
+            shown = frame
+            if default_columns and len(frame.columns) > 14:
+                knobs = [c for c in knob_columns(frame) if c not in default_columns]
+                shown = frame[[c for c in default_columns if c in frame] + knobs[:8]]
+            text = shown.to_string(index=False) if len(shown) else "(no rows)"
+        elif fmt == "csv":
+            text = frame.to_csv(index=False)
+        else:
+            text = frame.to_json(orient="records", indent=2, default_handler=str)
+        write_or_print(text, out)
+    if out:
+        print(f"wrote {len(frame)} rows to {out}")
+
+
+def _objectives(parser: argparse.ArgumentParser, help_text: str = "2 or 3, e.g. top1_err:min,gmacs:min") -> None:
+    parser.add_argument("--objectives", default="top1_err:min,gmacs:min", help=help_text)
+
+
+def front_objectives(text: str, frame) -> tuple[tuple[str, str], ...]:
+    return parse_objectives(text, "--objectives", frame, FRONT_SIZES)
+
+
+def _pareto_flags(parser: argparse.ArgumentParser) -> None:
+    _run_dirs(parser)
+    _objectives(parser)
+    parser.add_argument("--reference", help="hypervolume reference point, one value per objective")
+    parser.add_argument("--plot", help="also draw every trial, the front and published points to this PNG")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--out")
+
+
+@verb("pareto", "the non-dominated trials, hypervolume and knee", _pareto_flags)
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from sksearch.results import default_reference, hypervolume, knee, load_results, pareto, seed_means
+
+    frame = load_results(args.run_dirs)
+    objectives = front_objectives(args.objectives, frame)
+    front = pareto(frame, objectives)
+    if front.empty:
+        raise ConfigError("RUN_DIR", "no completed trial has every objective")
+    reference = (
+        float_list(args.reference, "--reference", len(objectives))
+        if args.reference
+        else default_reference(frame, objectives)
+    )
+    names = [name for name, _ in objectives]
+    shown = front[["archid", *[c for n in names for c in (n, f"{n}_std")], "n"]].copy()
+    knee_index = knee(front, objectives)
+    shown.insert(0, "knee", ["*" if i == knee_index else "" for i in range(len(shown))])
+    _emit(shown, args.format, args.out)
+    points = seed_means(frame, objectives)
+    print(
+        f"{len(front)} networks on the front, of {len(points)} networks ({points['n'].sum()} completed trials); "
+        f"objectives {', '.join(f'{n}:{m}' for n, m in objectives)}"
+    )
+    print(
+        f"hypervolume {hypervolume(front, objectives, reference):.6g} against reference point "
+        f"({', '.join(f'{v:g}' for v in reference)})"
+    )
+    knee_row = front.iloc[knee_index]
+    print(f"knee: {knee_row['archid']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")")
+    if args.plot:
+        from sksearch.analysis import plot_pareto
+        from sksearch.results import published_points
+
+        print(f"wrote {plot_pareto(frame, objectives, args.plot, published_points(frame))}")
+    return 0
+
+
+def _compare_flags(parser: argparse.ArgumentParser) -> None:
+    _run_dirs(parser)
+    parser.add_argument("--knob", default="attention", help="the design choice to compare (default: attention)")
+    parser.add_argument("--metrics", help="comma-separated columns (default: the sweeps' objectives)")
+    parser.add_argument("--format", choices=("table", "csv"), default="table", help="text on stdout, or CSV")
+    parser.add_argument("--out", help="also write the comparison as CSV to this file")
+
+
+@verb("compare", "paired differences, with 95% intervals, of networks differing in one knob", _compare_flags)
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sksearch.results import compare, load_results, sweep_objectives
+
+    frame = load_results(args.run_dirs)
+    metrics = args.metrics.split(",") if args.metrics else sweep_objectives(args.run_dirs)
+    table = compare(frame, args.knob, metrics)
+    if args.format == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        print(_format_comparison(table, args.knob))
+    if args.out:
+        write_or_print(table.to_csv(index=False), args.out)
+        sys.stderr.write(f"wrote {args.out}\n")
+    return 0
+
+
+def _format_comparison(table, knob: str) -> str:
+    """One line per pair and metric: the paired difference, its 95% interval and the verdict."""
+    import pandas as pd
+
+    first = table.iloc[0]
+    lines = [
+        f"{knob}: {first['value_b']} minus {first['value_a']}, paired by seed; 95% t intervals; "
+        "'seeds' = paired seeds that would resolve the observed gap",
+        f"{'pair':28s} {'metric':9s} {'n':>3s} {'diff':>8s} {'95% interval':>19s}  {'verdict':24s} {'seeds':>6s} "
+        f"{'paper':>7s}",
+    ]
+    for row in table.to_dict("records"):
+        interval = "-" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+        seeds = "-" if row["n"] < 2 else (str(row["seeds_to_resolve"]) if row["seeds_to_resolve"] else "never")
+        paper = row.get("published_diff")
+        paper = "" if pd.isna(paper) else f"{paper:+.2f}"
+        pair = row["pair"] if row["pair"] == "overall" else f"{row['pair']} ({row['value_a']}->{row['value_b']})"
+        lines.append(
+            f"{pair[:28]:28s} {row['metric']:9s} {row['n']:3d} {row['diff']:+8.3f} {interval:>19s}  "
+            f"{row['verdict'][:24]:24s} {seeds:>6s} {paper:>7s}"
+        )
+    return "\n".join(lines)
+
+
+def _table_flags(parser: argparse.ArgumentParser) -> None:
+    _run_dirs(parser)
+    parser.add_argument("--paper", required=True, help="table3, table4, table5, table6, table7 or tables8")
+    parser.add_argument("--out", help="folder for paper_<table>.md and .csv (default: the first RUN_DIR)")
+
+
+@verb("table", "a paper table's layout with our measurements beside the published", _table_flags)
+def cmd_table(args: argparse.Namespace) -> int:
+    from sksearch.files import is_uri
+    from sksearch.results import load_results, paper_table, render_paper_table, write_paper_table
+
+    if not args.out and is_uri(args.run_dirs[0]):
+        raise ConfigError("--out", "is required when the sweep is at a URI")
+    frame = load_results(args.run_dirs)
+    table = paper_table(frame, args.paper)
+    text = render_paper_table(table, args.paper, list(frame.get("recipe", [])))
+    print(text)
+    paths = write_paper_table(table, text, args.paper, Path(args.out or args.run_dirs[0]))
+    print(f"wrote {' and '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _export_flags(parser: argparse.ArgumentParser) -> None:
+    _run_dirs(parser)
+    chosen = parser.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--pareto", action="store_true", help="every point of the Pareto front")
+    chosen.add_argument("--best", metavar="METRIC[:min|max]", help="the best trials by a column")
+    chosen.add_argument("--archid", help="the best trial of this network")
+    parser.add_argument("--top", type=positive_int, default=1, help="with --best: how many")
+    _objectives(parser, "with --pareto")
+    parser.add_argument("--out", required=True)
+
+
+@verb("export", "write configurations that rebuild the exact model, with weights", _export_flags)
+def cmd_export(args: argparse.Namespace) -> int:
+    from sksearch.results import export, load_results, select_for_export
+
+    frame = load_results(args.run_dirs)
+    objectives = front_objectives(args.objectives, frame) if args.pareto else None
+    chosen = select_for_export(frame, front_objectives=objectives, best=args.best, top=args.top, archid=args.archid)
+    folders = export(chosen, args.out)
+    for folder in folders:
+        print(folder)
+    print(f"exported {len(folders)} configurations to {args.out}")
+    return 0

@@ -1,0 +1,124 @@
+"""Verbs that run sweeps: sweep, resume, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sksearch.cli.common import add_set_flag, int_list, parse_settings, positive_int, verb
+
+
+def _sweep_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", help="search space YAML file")
+    parser.add_argument("--recipe", help="recipe preset for every trial (default: the space's)")
+    add_set_flag(parser)
+    parser.add_argument("--algorithm", help="grid, random, tpe or nsga2 (default: the space's)")
+    parser.add_argument("--num-samples", type=positive_int, help="trials for random/tpe/nsga2")
+    parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the space's)")
+    parser.add_argument("--early-stopping", help="none, asha or hyperband")
+    parser.add_argument("--seeds", type=int_list, help="training seeds, e.g. 0,1,2 (grid/random repeat each network)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--gpus-per-trial", type=float, help="fractions allowed (default: 1 if the cluster has GPUs)")
+    parser.add_argument("--workers-per-trial", type=positive_int, default=1, help="> 1: data-parallel trials")
+    parser.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: no limit)")
+    parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial, from its checkpoint")
+    parser.add_argument("--address", help="an existing Ray cluster: ray://host:10001 or auto")
+    parser.add_argument("--storage", help="results root, a path or URI (default: results)")
+    parser.add_argument("--name", help="sweep name (default: the space's name)")
+    parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="no live table")
+
+
+@verb("sweep", "run a search over a space on Ray Tune", _sweep_flags)
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sksearch.search import Resources, plan_sweep, run_sweep
+
+    resources = Resources(
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        workers_per_trial=args.workers_per_trial,
+        max_concurrent=args.max_concurrent,
+    )
+    settings = parse_settings(args.set)
+    plan = plan_sweep(
+        args.space,
+        recipe=args.recipe,
+        settings=settings,
+        algorithm=args.algorithm,
+        num_samples=args.num_samples,
+        objectives=args.objectives,
+        early_stopping=args.early_stopping,
+        seeds=args.seeds,
+        name=args.name,
+        storage=args.storage,
+        address=args.address,
+        resources=resources,
+        max_failures=args.max_failures,
+    )
+    search = plan.space.search
+    print(
+        f"sweep {plan.name}: space {args.space}, {search.algorithm} search, recipe {plan.space.recipe.name}, "
+        f"objectives {', '.join(f'{m}:{o}' for m, o in search.objectives)} -> {plan.run_dir}"
+    )
+    table = run_sweep(plan, address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)
+    _print_outcome(plan.run_dir, table, search.objectives)
+    return 0
+
+
+def _resume_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir")
+    parser.add_argument("--address", help="an existing Ray cluster: ray://host:10001 or auto")
+    parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+
+
+@verb("resume", "continue a sweep whose driver stopped", _resume_flags)
+def cmd_resume(args: argparse.Namespace) -> int:
+    from sksearch.search import load_plan, resume_sweep
+
+    plan = load_plan(args.run_dir)
+    print(f"resuming sweep {plan.name} in {args.run_dir}")
+    table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus)
+    _print_outcome(args.run_dir, table, plan.objectives)
+    return 0
+
+
+def _status_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+@verb("status", "counts by state, best so far, elapsed time", _status_flags)
+def cmd_status(args: argparse.Namespace) -> int:
+    from sksearch.search import sweep_status
+
+    status = sweep_status(args.run_dir)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    states = ", ".join(f"{state} {n}" for state, n in sorted(status["states"].items())) or "no trials yet"
+    print(f"sweep {status['sweep']} ({status['space']}): {states}; elapsed {status['elapsed_s'] / 60:.1f} min")
+    best = status["best"]
+    metric = status["objective"].split(":")[0]
+    print(
+        f"best {status['objective']}: "
+        + (f"{best[metric]:.3f} (trial {best['trial_id']}, archid {best['archid']})" if best else "none finished yet")
+    )
+    return 0
+
+
+def _print_outcome(run_dir: str, table, objectives) -> None:
+    """Where the table is, and the best trial or the Pareto front (written by sweep_outcome)."""
+    from sksearch.search.outcome import sweep_outcome
+
+    outcome = sweep_outcome(run_dir, table, objectives)
+    counts = ", ".join(f"{status} {n}" for status, n in outcome.counts.items())
+    print(f"results table: {outcome.table_path} ({len(table)} trials: {counts})")
+    if outcome.best is not None:
+        metric, best = objectives[0][0], outcome.best
+        print(f"best {metric}: {best[metric]:.4g} (archid {best['archid']}, trial {best['trial_id']})")
+    if outcome.front is not None:
+        names = [name for name, _ in objectives]
+        print(f"Pareto front ({', '.join(f'{n}:{m}' for n, m in objectives)}), {len(outcome.front)} networks:")
+        print(outcome.front[["archid", *names, "n"]].to_string(index=False))
+    if outcome.files:
+        print(f"Pareto front: {' and '.join(str(p) for p in outcome.files)} (more: sksearch pareto {run_dir})")

@@ -1,0 +1,52 @@
+"""The `train` verb: one network under a recipe, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sksearch.cli.common import add_set_flag, parse_settings, spec_argument, verb
+from sksearch.validation import ConfigError
+
+
+def _train_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="preset name or spec YAML file")
+    parser.add_argument("--recipe", default="smoke", help="recipe preset: smoke, proxy, cifar or imagenet")
+    add_set_flag(parser)
+    parser.add_argument("--out", help="output folder (default results/train/<name>)")
+    parser.add_argument("--restart", action="store_true", help="ignore a checkpoint already in --out")
+
+
+@verb("train", "train one preset or spec file under a recipe", _train_flags)
+def cmd_train(args: argparse.Namespace) -> int:
+    from sksearch.recipes import recipe_from
+    from sksearch.train import train, write_summary
+
+    label, spec = spec_argument(args.model)
+    try:
+        recipe = recipe_from({"preset": args.recipe, **parse_settings(args.set)})
+    except ConfigError as error:
+        raise error.within("recipe") from None
+    out = Path(args.out or f"results/train/{label}")
+    print(f"training {label} (archid {spec.archid}) under recipe {recipe.name} -> {out}")
+    result = train(spec, recipe, out, report=_print_epoch, resume=not args.restart, progress=True)
+    write_summary(result, spec, recipe, out)
+    final = result.final
+    print(
+        f"{result.status}{': ' + result.reason if result.reason else ''}; {result.epochs_run} epochs in "
+        f"{result.wall_time:.1f}s; params {result.params / 1e6:.3f}M, GMACs {result.macs / 1e9:.4f} (as trained)"
+    )
+    if final:
+        best = result.best
+        print(
+            f"final top-1 error {final['top1_err']:.2f}%, top-5 {final['top5_err']:.2f}%; "
+            f"best top-1 {best['top1_err']:.2f}% at epoch {best['epoch']}; files in {out}"
+        )
+    return 0 if result.status == "completed" else 1
+
+
+def _print_epoch(metrics: dict, checkpoint: object) -> None:
+    print(
+        f"epoch {metrics['epoch']:3d}  loss {metrics['train_loss']:.4f}  top-1 err {metrics['top1_err']:6.2f}%  "
+        f"top-5 err {metrics['top5_err']:6.2f}%  {metrics['epoch_time']:.1f}s  {metrics['images_per_s']:.0f} img/s"
+    )

@@ -1,0 +1,45 @@
+"""After (and during) a sweep: the merged results table, Pareto fronts, ablation answers with
+their uncertainty, the paper's tables beside ours, and exported configurations.
+
+Everything works on the tables a sweep writes (sksearch.table; sksearch.schema says what each
+column means). Modules: `tables` (load, query), `fronts` (Pareto, hypervolume, knee),
+`statistics` and `comparison` (seed-paired differences), `paper_tables`, `exports`.
+"""
+
+from sksearch.results.comparison import compare, published_errors
+from sksearch.results.exports import export, load_export, select_for_export
+from sksearch.results.fronts import Objectives, default_reference, hypervolume, knee, non_dominated, pareto, seed_means
+from sksearch.results.paper_tables import (
+    PAPER_TABLES,
+    paper_table,
+    published_points,
+    rank_agreement,
+    render_paper_table,
+    write_paper_table,
+)
+from sksearch.results.tables import learning_curves, load_results, query, sweep_objectives
+
+__all__ = [
+    "PAPER_TABLES",
+    "Objectives",
+    "compare",
+    "default_reference",
+    "export",
+    "hypervolume",
+    "knee",
+    "learning_curves",
+    "load_export",
+    "load_results",
+    "non_dominated",
+    "paper_table",
+    "pareto",
+    "published_errors",
+    "published_points",
+    "query",
+    "rank_agreement",
+    "render_paper_table",
+    "seed_means",
+    "select_for_export",
+    "sweep_objectives",
+    "write_paper_table",
+]

@@ -1,0 +1,109 @@
+"""Pareto fronts on seed means, their hypervolume against a stated reference, and the knee."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sksearch.schema import FRONT_SIZES, parse_objectives
+
+Objectives = Sequence[tuple[str, str]]
+
+
+def seed_means(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
+    """One point per network and recipe: the mean of each objective over its seeds, with std and n.
+    Only completed trials with every objective present count."""
+    names = [name for name, _ in objectives]
+    usable = frame[(frame.get("status", "completed") == "completed")].dropna(subset=names).copy()
+    if usable.empty:
+        return usable
+    usable["recipe_key"] = usable.get("recipe_json", pd.Series("", index=usable.index)).map(_without_seed)
+    grouped = usable.groupby(["archid", "recipe_key"], sort=False)
+    points = grouped.first().reset_index()
+    for name in names:
+        points[name] = grouped[name].mean().to_numpy()
+        points[f"{name}_std"] = grouped[name].std(ddof=1).fillna(0.0).to_numpy()
+    points["n"] = grouped.size().to_numpy()
+    points["trial_ids"] = grouped["trial_id"].agg(list).to_numpy() if "trial_id" in usable else [[]] * len(points)
+    return points.drop(columns=["recipe_key"])
+
+
+def _without_seed(recipe_json: Any) -> str:
+    if not isinstance(recipe_json, str) or not recipe_json:
+        return ""
+    data = json.loads(recipe_json)
+    data.pop("seed", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _as_minimised(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+    return np.column_stack([frame[name].to_numpy(float) * (1 if mode == "min" else -1) for name, mode in objectives])
+
+
+def non_dominated(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows no other row dominates (all <=, one <); ties stay on the front."""
+    keep = np.ones(len(values), dtype=bool)
+    for index, point in enumerate(values):
+        dominates_it = np.all(values <= point, axis=1) & np.any(values < point, axis=1)
+        keep[index] = not dominates_it.any()
+    return keep
+
+
+def pareto(frame: pd.DataFrame, objectives: Objectives | str) -> pd.DataFrame:
+    """The non-dominated networks, on seed means (each point with <objective>_std and n), sorted by
+    the first objective. Failed, stopped and errored trials, and rows missing an objective, are out."""
+    if isinstance(objectives, str):
+        objectives = parse_objectives(objectives, "--objectives", frame, FRONT_SIZES)
+    points = seed_means(frame, objectives)
+    if points.empty:
+        return points
+    front = points[non_dominated(_as_minimised(points, objectives))]
+    first, mode = objectives[0]
+    return front.sort_values(first, ascending=mode == "min", kind="stable").reset_index(drop=True)
+
+
+def default_reference(frame: pd.DataFrame, objectives: Objectives) -> list[float]:
+    """The worst value of each objective among the usable points, 10% of its range beyond it."""
+    values = _as_minimised(seed_means(frame, objectives), objectives)
+    worst, best = values.max(axis=0), values.min(axis=0)
+    margin = np.where(worst > best, 0.1 * (worst - best), np.maximum(np.abs(worst) * 0.1, 1e-9))
+    return [float(v * (1 if mode == "min" else -1)) for v, (_, mode) in zip(worst + margin, objectives, strict=True)]
+
+
+def hypervolume(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> float:
+    """The volume the front dominates, bounded by `reference` (in each objective's own units)."""
+    signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
+    points = _as_minimised(front, objectives)
+    bound = np.asarray(reference, dtype=float) * signs
+    points = points[np.all(points < bound, axis=1)]
+    return float(_hypervolume(points, bound))
+
+
+def _hypervolume(points: np.ndarray, bound: np.ndarray) -> float:
+    """Exact, by slicing along the last objective (fine for fronts of hundreds of points)."""
+    if len(points) == 0:
+        return 0.0
+    if points.shape[1] == 1:
+        return float(bound[0] - points[:, 0].min())
+    order = np.argsort(points[:, -1])
+    points = points[order]
+    volume = 0.0
+    for index in range(len(points)):
+        top = points[index + 1, -1] if index + 1 < len(points) else bound[-1]
+        height = top - points[index, -1]
+        if height > 0:
+            volume += height * _hypervolume(points[: index + 1, :-1], bound[:-1])
+    return volume
+
+
+def knee(front: pd.DataFrame, objectives: Objectives) -> int:
+    """Index (in `front`) of the knee: the point nearest the ideal corner once every objective is
+    scaled to [0, 1] over the front."""
+    values = _as_minimised(front, objectives)
+    low, high = values.min(axis=0), values.max(axis=0)
+    scaled = (values - low) / np.where(high > low, high - low, 1.0)
+    return int(np.argmin(np.linalg.norm(scaled, axis=1)))

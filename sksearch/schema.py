@@ -1,0 +1,174 @@
+"""The results schema: what every column of a results table means, and which role it plays.
+
+A results table (`trials.parquet`, one row per trial) holds five kinds of column:
+
+- identity: which run a row is (`trial_id`, `sweep`, `archid`, `seed`, ...);
+- design: the design choices, i.e. the sweep's knobs (named as the space file names them) and
+  the spec restated column by column (`spec_*`, and per branch `kernel_<m>`, `dilation_<m>`,
+  `groups_<m>`, branch m counted from 0);
+- metric: what training measured;
+- complexity: the counters' figures;
+- run: how the trial ran.
+
+Every module that reads a results table (results, pareto, plot, the paper tables, the live table)
+asks this module which columns are which, so a column means one thing everywhere. A column not
+listed here is a knob of the sweep (a design choice).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from sksearch.spec import NetSpec
+from sksearch.validation import ConfigError
+
+IDENTITY, DESIGN, METRIC, COMPLEXITY, RUN = "identity", "design", "metric", "complexity", "run"
+
+COLUMNS: dict[str, tuple[str, str]] = {
+    "trial_id": (IDENTITY, "Ray Tune's trial id"),
+    "sweep": (IDENTITY, "the sweep's name"),
+    "run_dir": (IDENTITY, "the sweep folder the row was read from (added by load_results)"),
+    "status": (IDENTITY, "completed, failed (ended itself; reason says why), stopped (early stopping), error"),
+    "reason": (IDENTITY, "why a trial failed, stopped or crashed"),
+    "archid": (IDENTITY, "hash of the network as declared (NetSpec.archid)"),
+    "spec": (IDENTITY, "the declared network as JSON (NetSpec.from_dict rebuilds it)"),
+    "recipe": (IDENTITY, "the recipe's name"),
+    "recipe_json": (IDENTITY, "the whole recipe as trained, as JSON"),
+    "seed": (IDENTITY, "the training seed"),
+    "top1_err": (METRIC, "top-1 error (%) on the held-out split after the last epoch"),
+    "top5_err": (METRIC, "top-5 error (%) after the last epoch"),
+    "train_loss": (METRIC, "mean training loss of the last epoch"),
+    "best_top1_err": (METRIC, "lowest top-1 error (%) over the epochs run"),
+    "best_top5_err": (METRIC, "lowest top-5 error (%) over the epochs run"),
+    "best_epoch": (METRIC, "the epoch of best_top1_err"),
+    "images_per_s": (METRIC, "training throughput of the last epoch"),
+    "epoch_time": (METRIC, "seconds of the last epoch"),
+    "params": (COMPLEXITY, "parameters of the network as declared (analytic counter)"),
+    "params_m": (COMPLEXITY, "params / 1e6"),
+    "macs": (COMPLEXITY, "multiply-accumulates of the network as declared, at its input size"),
+    "gmacs": (COMPLEXITY, "macs / 1e9 (the paper's GFLOPs)"),
+    "fvcore_flops": (COMPLEXITY, "fvcore's count of the network as declared"),
+    "trained_archid": (COMPLEXITY, "archid of the network as trained (the recipe may shrink it)"),
+    "trained_params": (COMPLEXITY, "parameters of the network as trained"),
+    "trained_macs": (COMPLEXITY, "MACs of the network as trained"),
+    "trained_gmacs": (COMPLEXITY, "trained_macs / 1e9"),
+    "epochs": (RUN, "epochs run"),
+    "wall_time": (RUN, "seconds the trial ran"),
+    "checkpoint": (RUN, "the trial's last checkpoint folder"),
+    "node_id": (RUN, "the Ray node that ran the last epoch"),
+    "resumed_at_epoch": (RUN, "the epoch the trial's last process started after (0: from scratch)"),
+}
+
+# Columns a sweep's objectives can name (the search needs them reported every epoch).
+OBJECTIVE_METRICS = ("top1_err", "top5_err", "train_loss", "gmacs", "params_m", "epoch_time", "images_per_s")
+FINAL_METRICS = ("top1_err", "top5_err", "train_loss", "best_top1_err", "best_top5_err", "best_epoch")
+RUN_REPORTS = ("fvcore_flops", "trained_archid", "trained_params", "trained_macs", "trained_gmacs", "images_per_s",
+               "node_id", "resumed_at_epoch")  # fmt: skip
+FRONT_SIZES = range(2, 4)  # a Pareto front of 2 or 3 objectives
+_BRANCH_COLUMN = re.compile(r"(kernel|dilation|groups)_\d+")
+
+
+def role_of(column: str) -> str:
+    """identity, design, metric, complexity or run; anything unlisted is a knob: a design choice."""
+    return COLUMNS[column][0] if column in COLUMNS else DESIGN
+
+
+def is_spec_column(column: str) -> bool:
+    """A design column restating the spec (rather than a knob the space declared)."""
+    return column.startswith("spec_") or bool(_BRANCH_COLUMN.fullmatch(column))
+
+
+def knob_columns(frame: pd.DataFrame) -> list[str]:
+    """The design choices of a results table as the sweeps declared them: their knob columns."""
+    return [c for c in frame.columns if role_of(c) == DESIGN and not is_spec_column(c)]
+
+
+def design_columns(frame: pd.DataFrame, spec_too: bool = True) -> list[str]:
+    return [c for c in frame.columns if role_of(c) == DESIGN and (spec_too or not is_spec_column(c))]
+
+
+def spec_columns(spec: NetSpec) -> dict[str, Any]:
+    """Every knob of a spec as a flat column, and each branch's kernel, dilation and groups as a
+    number (depthwise groups as the channel count of the first stage's SK conv)."""
+    unit = spec.unit
+    columns: dict[str, Any] = {
+        "spec_template": spec.template,
+        "spec_num_branches": unit.num_branches,
+        "spec_kernels": "+".join(f"{b.kernel}x{b.kernel}d{b.dilation}" for b in unit.branches),
+        "spec_groups": "+".join(str(b.groups) for b in unit.branches),
+        "spec_relu": "+".join("1" if b.relu else "0" for b in unit.branches),
+        "spec_attention": unit.selects,
+        "spec_reduction": unit.reduction,
+        "spec_min_dim": unit.min_dim,
+        "spec_depths": ",".join(str(stage.depth) for stage in spec.stages),
+        "spec_widths": ",".join(str(stage.width) for stage in spec.stages),
+        "spec_out_widths": ",".join(str(stage.out_width) for stage in spec.stages),
+        "spec_se": spec.se,
+        "spec_se_reduction": spec.se_reduction,
+        "spec_stem_width": spec.stem_width,
+        "spec_num_classes": spec.num_classes,
+        "spec_input_size": spec.input_size,
+    }
+    for m, branch in enumerate(unit.branches):
+        columns[f"kernel_{m}"] = branch.kernel
+        columns[f"dilation_{m}"] = branch.dilation
+        columns[f"groups_{m}"] = branch.groups_for(spec.stages[0].width)
+    return columns
+
+
+def with_spec_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with every spec column, rebuilt from the `spec` JSON where missing (tables written
+    before a column existed); a knob column of the same name is kept as the sweep wrote it."""
+    if "spec" not in frame or frame.empty:
+        return frame
+    restated = pd.DataFrame([spec_columns(NetSpec.from_dict(json.loads(text))) for text in frame["spec"]],
+                            index=frame.index)  # fmt: skip
+    missing = [c for c in restated.columns if c not in frame.columns]
+    return pd.concat([frame, restated[missing]], axis=1) if missing else frame
+
+
+def parse_objectives(
+    value: str | Sequence[str], path: str, frame: pd.DataFrame | None = None, sizes: range | None = None
+) -> tuple[tuple[str, str], ...]:
+    """`"top1_err:min,gmacs:min"` (or a list of such items) -> ((column, mode), ...).
+
+    Without `frame` the columns must be ones a sweep reports (OBJECTIVE_METRICS); with it, any
+    numeric column of the table. `sizes` bounds how many objectives are allowed."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(path, f"must list objectives like top1_err:min, got {value!r}")
+    objectives = tuple(_objective(item, f"{path}[{index}]", frame) for index, item in enumerate(items))
+    if sizes is not None and len(objectives) not in sizes:
+        raise ConfigError(path, f"takes {' or '.join(map(str, sizes))} objectives, got {len(objectives)}")
+    if len({name for name, _ in objectives}) != len(objectives):
+        raise ConfigError(path, "lists a column twice")
+    return objectives
+
+
+def _objective(item: Any, path: str, frame: pd.DataFrame | None) -> tuple[str, str]:
+    name, _, mode = str(item).strip().partition(":")
+    mode = mode or "min"
+    if mode not in ("min", "max"):
+        raise ConfigError(path, f"mode must be min or max, got {mode!r}")
+    if frame is None and name not in OBJECTIVE_METRICS:
+        raise ConfigError(path, f"unknown metric {name!r} (known: {', '.join(OBJECTIVE_METRICS)})")
+    if frame is not None and name not in frame:
+        raise ConfigError(path, f"no column {name!r} in the results table")
+    if frame is not None and not pd.api.types.is_numeric_dtype(frame[name]):
+        raise ConfigError(path, f"column {name!r} is not numeric")
+    return name, mode
+
+
+def best_trials(frame: pd.DataFrame, metric: str, mode: str = "min") -> pd.DataFrame:
+    """Rows ordered best first by `metric` (ties keep their order; NaN last)."""
+    return frame.sort_values(metric, ascending=mode == "min", kind="stable", na_position="last")
+
+
+def best_trial(frame: pd.DataFrame, metric: str, mode: str = "min") -> pd.Series:
+    """The best row by `metric`: the one "best trial" rule of status, export and the summaries."""
+    return best_trials(frame, metric, mode).iloc[0]

@@ -1,0 +1,161 @@
+"""One sweep trial: a space point's network trained by `train.train` under Ray Tune, every epoch
+reported with a checkpoint; a retried trial continues from its last one. Data-parallel trials run
+on Ray Train's TorchTrainer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from sksearch.complexity import count
+from sksearch.recipes import Recipe
+from sksearch.search.plan import SweepPlan
+from sksearch.train import CHECKPOINT, TrialResult, train
+
+
+def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
+    """One Tune trial: the config's network trained under the plan's recipe, every epoch reported
+    with a checkpoint; a retried trial continues from its last checkpoint."""
+    point, seed = plan.point_and_seed(config)
+    candidate = plan.space.candidate(point)
+    recipe = plan.recipe_for(point, seed)
+    complexity = candidate.complexity  # of the network as declared: the objectives' gmacs / params_m
+    static = {
+        "status": "running",
+        "params": complexity.params,
+        "macs": complexity.macs,
+        "params_m": complexity.params_m,
+        "gmacs": complexity.gmacs,
+        "fvcore_flops": _fvcore_flops(candidate.spec),
+        "node_id": _node_id(),
+    }
+    if plan.resources.workers_per_trial > 1:
+        _run_data_parallel(plan, candidate.spec, recipe, static)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="sksearch-trial-"))
+    try:
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as folder:
+                shutil.copy(Path(folder) / CHECKPOINT, workdir / CHECKPOINT)
+        reporter = _Reporter(static, recipe.epochs, _tune_report)
+        result = train(candidate.spec, recipe, workdir, report=reporter)
+        reporter.finish(result)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Reporter:
+    """Turns `train` reports into Tune/Train reports: declared-network complexity under the
+    objective names, the trained network's as `trained_*`, the epoch this process started at, a status."""
+
+    def __init__(self, static: dict[str, Any], epochs: int, send: Callable[[dict, Path | None], None]):
+        self.static, self.epochs, self.send = static, epochs, send
+        self.resumed_at: int | None = None
+
+    def __call__(self, metrics: dict[str, Any], checkpoint: Path | None) -> None:
+        if self.resumed_at is None:
+            self.resumed_at = metrics["epoch"] - 1
+        payload = {
+            **{k: v for k, v in metrics.items() if k not in ("archid", "params", "macs", "params_m", "gmacs")},
+            "trained_archid": metrics["archid"],
+            "trained_params": metrics["params"],
+            "trained_macs": metrics["macs"],
+            "trained_gmacs": metrics["gmacs"],
+            "resumed_at_epoch": self.resumed_at,
+            **self.static,
+        }
+        if metrics["epoch"] == self.epochs:
+            payload["status"] = "completed"
+        self.send(payload, checkpoint)
+
+    def finish(self, result: TrialResult) -> None:
+        """A failed trial's last report: its reason, and NaN errors (Optuna records a failed trial)."""
+        if result.status == "failed":
+            errors = {name: float("nan") for name in ("top1_err", "top5_err", "train_loss")}
+            payload = {**self.static, **errors, "epoch": result.epochs_run, "status": "failed", "reason": result.reason}
+            self.send(payload, None)
+
+
+def _tune_report(payload: dict[str, Any], checkpoint: Path | None) -> None:
+    _report_with_checkpoint(tune.report, tune.Checkpoint, payload, checkpoint)
+
+
+def _report_with_checkpoint(report, checkpoint_class, payload: dict[str, Any], checkpoint: Path | None) -> None:
+    """Report, handing Ray a folder that holds only the checkpoint (Ray copies it to storage)."""
+    if checkpoint is None:
+        report(payload)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sksearch-ckpt-"))
+    try:
+        shutil.copy(checkpoint, folder / CHECKPOINT)
+        report(payload, checkpoint=checkpoint_class.from_directory(str(folder)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fvcore_flops(spec) -> int | None:
+    try:
+        return count(spec, "fvcore").fvcore_flops
+    except ImportError:  # a worker without fvcore still trains
+        return None
+
+
+def _node_id() -> str:
+    return ray.get_runtime_context().get_node_id()
+
+
+def _run_data_parallel(plan: SweepPlan, spec, recipe: Recipe, static: dict[str, Any]) -> None:
+    """A data-parallel trial: Ray Train's TorchTrainer runs `_data_parallel_worker` on N workers
+    (DDP over gloo on CPUs, NCCL on GPUs); rank 0's reports reach Tune."""
+    from ray.train import RunConfig as TrainRunConfig
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    resources = plan.resources
+    gpus = resources.gpus_per_trial or 0
+    per_worker = {"CPU": resources.cpus_per_trial, **({"GPU": gpus} if gpus else {})}
+    trainer = TorchTrainer(
+        _data_parallel_worker,
+        train_loop_config={"spec": spec.to_dict(), "recipe": recipe.to_dict(), "static": static},
+        scaling_config=ScalingConfig(
+            num_workers=resources.workers_per_trial, use_gpu=gpus > 0, resources_per_worker=per_worker
+        ),
+        run_config=TrainRunConfig(
+            name=f"{tune.get_context().get_trial_id()}-workers",
+            storage_path=plan.run_dir,
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def _data_parallel_worker(config: dict[str, Any]) -> None:
+    import ray.train
+
+    from sksearch.recipes import recipe_from
+    from sksearch.spec import NetSpec
+
+    spec, recipe = NetSpec.from_dict(config["spec"]), recipe_from(config["recipe"])
+    workdir = Path(tempfile.mkdtemp(prefix="sksearch-worker-"))
+    try:
+        restored = ray.train.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as folder:
+                shutil.copy(Path(folder) / CHECKPOINT, workdir / CHECKPOINT)
+
+        def send(payload: dict[str, Any], checkpoint: Path | None) -> None:
+            _report_with_checkpoint(ray.train.report, ray.train.Checkpoint, payload, checkpoint)
+
+        reporter = _Reporter(config["static"], recipe.epochs, send)
+        reporter.finish(train(spec, recipe, workdir, report=reporter))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
