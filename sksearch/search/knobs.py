@@ -177,7 +177,7 @@ def _alias_of(name: str) -> str | None:
 def _path_type(name: str, path: str, space: Space) -> KnobType:
     match = _SPEC_PATH.fullmatch(path)
     if match is None:
-        raise ConfigError(f"knobs.{name}", f"unknown knob ({_known_knobs(space)})")
+        raise ConfigError(f"knobs.{name}", f"unknown knob ({_known_knobs()})")
     stages = len(space.base.stages)
     if match.group("stage") is not None and int(match.group("stage")) >= stages:
         raise ConfigError(f"knobs.{name}", f"stage {match.group('stage')} does not exist (the base has {stages})")
@@ -186,7 +186,7 @@ def _path_type(name: str, path: str, space: Space) -> KnobType:
     return KnobType(leaf.parse, leaf.numeric, branch=branch, path=path)
 
 
-def _known_knobs(space: Space) -> str:
+def _known_knobs() -> str:
     names = [*_COMPUTED, *RECIPE_KNOBS, "branch_<m>", "attention", "reduction", "min_dim", "depth_<s>",
              "groups_<m>", "relu_<m>"]  # fmt: skip
     return f"known: {', '.join(names)}, or a spec path such as unit.branches[1].dilation or stages[2].depth"
