@@ -16,8 +16,8 @@ import torch
 
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.layers import record_attention
-from sksearch.results import Objectives, pareto, seed_means
-from sksearch.schema import best_trials, design_columns, is_spec_column
+from sksearch.results import Objectives, knee, pareto, seed_means
+from sksearch.schema import axis_label, best_trials, design_columns, is_spec_column
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -32,13 +32,19 @@ def _pyplot():
 
 
 def _save(figure, out: str | Path) -> Path:
-    """Write the figure as PNG, its panels' titles, axis labels and legend entries recorded in the
-    PNG's Description text chunk (so a reader or a test can tell what was drawn without a viewer)."""
+    """Write the figure in the format its suffix names (PNG by default). A PNG records its panels'
+    titles, axis labels and legend entries in its Description text chunk, so a reader or a test can
+    tell what was drawn without a viewer."""
     plt = _pyplot()
-    metadata = {"Software": "sksearch", "Description": json.dumps(_drawn(figure))}
+    kind = Path(out).suffix.lower().lstrip(".") or "png"
+    formats = figure.canvas.get_supported_filetypes()
+    if kind not in formats:
+        plt.close(figure)
+        raise ConfigError(str(out), f"cannot draw a .{kind} file (formats: {', '.join(sorted(formats))})")
+    metadata = {"Software": "sksearch", "Description": json.dumps(_drawn(figure))} if kind == "png" else None
     path = atomic_write(
         out,
-        lambda temporary: figure.savefig(temporary, format="png", dpi=120, bbox_inches="tight", metadata=metadata),
+        lambda temporary: figure.savefig(temporary, format=kind, dpi=120, bbox_inches="tight", metadata=metadata),
     )
     plt.close(figure)
     return path
@@ -65,7 +71,8 @@ def _drawn(figure) -> list[dict]:
 def plot_pareto(
     frame: pd.DataFrame, objectives: Objectives, out: str | Path, paper: pd.DataFrame | None = None
 ) -> Path:
-    """Every trial (seed means), the front, and `paper`'s published points (results.published_points)."""
+    """Every trial (seed means), the front with its knee, and `paper`'s published points
+    (results.published_points), on numeric axes labelled with their units, titled by sweep and recipe."""
     plt = _pyplot()
     (x, _), (y, _) = objectives[0], objectives[1]
     points, front = seed_means(frame, objectives), pareto(frame, objectives)
@@ -73,27 +80,29 @@ def plot_pareto(
     color = points[objectives[2][0]] if len(objectives) == 3 else None
     scatter = axes.scatter(points[x], points[y], c=color, s=18, alpha=0.6, label="trials (seed mean)")
     if color is not None:
-        figure.colorbar(scatter, ax=axes, label=objectives[2][0])
+        figure.colorbar(scatter, ax=axes, label=axis_label(objectives[2][0]))
     ordered = front.sort_values(x)
-    axes.errorbar(
-        ordered[x],
-        ordered[y],
-        xerr=ordered[f"{x}_std"],
-        yerr=ordered[f"{y}_std"],
-        fmt="o-",
-        color="tab:red",
-        label="Pareto front",
-        capsize=2,
-    )
+    axes.errorbar(ordered[x], ordered[y], xerr=ordered[f"{x}_std"], yerr=ordered[f"{y}_std"], fmt="o-",
+                  color="tab:red", label="Pareto front", capsize=2)  # fmt: skip
+    corner = front.iloc[knee(front, objectives)]
+    axes.scatter([corner[x]], [corner[y]], s=160, facecolors="none", edgecolors="black", label="knee")
     if paper is not None and x in paper and y in paper:
         shown = paper.dropna(subset=[x, y])
         if len(shown):
             axes.scatter(shown[x], shown[y], marker="*", s=120, color="black", label="published (paper)")
-    axes.set_xlabel(x)
-    axes.set_ylabel(y)
+    axes.set_xlabel(axis_label(x))
+    axes.set_ylabel(axis_label(y))
+    axes.ticklabel_format(useOffset=False)  # GMACs that differ in the 4th decimal read as themselves
+    axes.set_title(_sweeps_and_recipes(frame), fontsize=9)
     axes.legend()
     axes.grid(alpha=0.3)
     return _save(figure, out)
+
+
+def _sweeps_and_recipes(frame: pd.DataFrame) -> str:
+    sweeps = ", ".join(sorted(map(str, frame["sweep"].dropna().unique()))) if "sweep" in frame else ""
+    recipes = ", ".join(sorted(map(str, frame["recipe"].dropna().unique()))) if "recipe" in frame else ""
+    return f"sweep {sweeps or '-'}, recipe {recipes or '-'}"
 
 
 def edf(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -126,8 +135,8 @@ def plot_edf(frame: pd.DataFrame, out: str | Path, by: Sequence[str] | None = No
         for value, group in done.groupby(column, sort=True):
             panel.plot(grid, edf(group[metric], grid), label=f"{value} (n={len(group)})")
         panel.set_title(column)
-        panel.set_xlabel(metric)
-        panel.set_ylabel("fraction of models with error < e")
+        panel.set_xlabel(axis_label(metric))
+        panel.set_ylabel(f"fraction of models with {metric} < e")
         panel.legend(fontsize=7)
         panel.grid(alpha=0.3)
     return _save(figure, out)
@@ -146,7 +155,8 @@ def plot_curves(
         curve = history[history["trial_id"] == row["trial_id"]].sort_values("epoch")
         axes.plot(curve["epoch"], curve[metric], marker="o", label=f"{row['archid']} ({row['trial_id']})")
     axes.set_xlabel("epoch")
-    axes.set_ylabel(metric)
+    axes.set_ylabel(axis_label(metric))
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend(fontsize=7)
     axes.grid(alpha=0.3)
     return _save(figure, out)

@@ -12,20 +12,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sksearch.validation import ConfigError
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call `write(temporary_path)`, then move the result onto `path` in one rename."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(str(path), "is a folder; give the name of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600: give the file the usual mode
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -64,6 +64,17 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "resumed_at_epoch": (RUN, "the epoch the trial's last process started after (0: from scratch)"),
 }
 
+# How a column reads on a figure's axis (units included); other columns read as their own name.
+AXIS_LABELS = {"top1_err": "top-1 error (%)", "top5_err": "top-5 error (%)", "best_top1_err": "best top-1 error (%)",
+               "train_loss": "training loss", "gmacs": "GMACs", "params_m": "params (M)",
+               "images_per_s": "training images/s", "epoch_time": "epoch time (s)",
+               "wall_time": "wall time (s)"}  # fmt: skip
+
+
+def axis_label(column: str) -> str:
+    return AXIS_LABELS.get(column, column)
+
+
 # Columns a sweep's objectives can name (the search needs them reported every epoch).
 OBJECTIVE_METRICS = ("top1_err", "top5_err", "train_loss", "gmacs", "params_m", "epoch_time", "images_per_s")
 FINAL_METRICS = ("top1_err", "top5_err", "train_loss", "best_top1_err", "best_top5_err", "best_epoch")

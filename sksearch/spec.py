@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,10 +323,25 @@ def read_spec(path: str | Path) -> NetSpec:
     return read_yaml_file(path, NetSpec.from_dict)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as researchers write numbers: `5e-4` and `1e6` are floats (YAML 1.2), not strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def parse_yaml(text: str) -> Any:
-    """Safe-load YAML; a syntax error becomes a ConfigError with its line."""
+    """Safe-load YAML (numbers in scientific notation included); a syntax error becomes a
+    ConfigError with its line."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or "syntax error"

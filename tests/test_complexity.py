@@ -186,3 +186,28 @@ def test_help_lists_every_verb(capsys):
     verbs = ("presets", "spec", "count", "paper", "train", "sweep", "resume", "status", "space", "results", "pareto",
              "compare", "table", "export", "plot", "attention")  # fmt: skip
     assert all(f"    {verb} " in text for verb in verbs) and "95% intervals" in text
+
+
+def test_every_option_has_help_and_a_bare_command_lists_the_verbs(capsys):
+    import argparse
+
+    from sksearch.cli import build_parser
+
+    def undocumented(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from undocumented(sub, [*prefix, name])
+            elif not action.help:
+                yield " ".join([*prefix, action.dest])
+
+    assert list(undocumented(build_parser(), [])) == []
+    assert main([]) == 2
+    assert "    sweep " in capsys.readouterr().out
+
+
+def test_a_folder_is_not_a_model(tmp_path, capsys):
+    assert main(["count", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err == f"sksearch count: error: {tmp_path}: is a folder, not a preset name or a spec file\n"
+    )

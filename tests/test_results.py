@@ -195,8 +195,9 @@ def test_pareto_verb_on_a_sweep_with_plot(sweep_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "of 2 networks (4 completed trials)" in out and "reference point (100, 5)" in out and "knee:" in out
     (panel,) = drawn(tmp_path / "front.png")
-    assert (panel["xlabel"], panel["ylabel"]) == ("top1_err", "gmacs")
-    assert {"trials (seed mean)", "Pareto front"} <= set(panel["legend"])
+    assert (panel["xlabel"], panel["ylabel"]) == ("top-1 error (%)", "GMACs")
+    assert {"trials (seed mean)", "Pareto front", "knee"} <= set(panel["legend"])
+    assert panel["title"] == "sweep t7, recipe smoke"
 
 
 def test_paper_table_shows_missing_rows_as_missing(sweep_dir, tmp_path):
@@ -306,6 +307,7 @@ def test_export_round_trip(sweep_dir, tmp_path, capsys):
     for folder in folders:
         row = frame.loc[folder.name.split("-", 1)[1]]
         model, spec = load_export(folder)  # the weights load into the rebuilt spec
+        assert not model.training  # ready to evaluate
         complexity = count(spec)
         assert (spec.archid, complexity.params, complexity.macs) == (
             row["trained_archid"],
@@ -332,13 +334,15 @@ def test_plots(sweep_dir, tmp_path):
         assert main(["plot", str(sweep_dir), "--kind", kind, "--out", str(out)]) == 0
         panels[kind] = drawn(out)
     (front,) = panels["pareto"]
-    assert {"trials (seed mean)", "Pareto front"} <= set(front["legend"]) and front["xlabel"] == "top1_err"
+    assert {"trials (seed mean)", "Pareto front"} <= set(front["legend"]) and front["xlabel"] == "top-1 error (%)"
     # one EDF panel per design choice: the sweep's one varying knob, not the training seed
     assert [p["title"] for p in panels["edf"]] == ["attention"]
     assert panels["edf"][0]["legend"] == ["False (n=2)", "True (n=2)"]
     (curves,) = panels["curves"]
-    assert (curves["xlabel"], curves["ylabel"], len(curves["legend"])) == ("epoch", "top1_err", 4)
+    assert (curves["xlabel"], curves["ylabel"], len(curves["legend"])) == ("epoch", "top-1 error (%)", 4)
     assert main(["plot", str(sweep_dir), "--kind", "edf", "--by", "colour", "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["plot", str(sweep_dir), "--kind", "pareto", "--out", str(tmp_path / "front.pdf")]) == 0
+    assert (tmp_path / "front.pdf").read_bytes()[:5] == b"%PDF-"  # the format the suffix names
 
 
 @pytest.mark.parametrize(
@@ -350,7 +354,10 @@ def test_plots(sweep_dir, tmp_path):
         (["results", "{sweep}", "--where", "top1_err >>> 3"], "--where: cannot evaluate"),
         (["results", "{sweep}", "--format", "parquet"], "--out: is required with --format parquet"),
         (["table", "{sweep}", "--paper", "table9"], "--paper: must be one of table3"),
-        (["results", "{tmp}/missing"], "is not a sksearch sweep folder"),
+        (["results", "{tmp}/missing"], "missing: does not exist"),
+        (["results", "{sweep}", "--out", "{tmp}"], ": is a folder; give the name of a file to write"),
+        (["plot", "{sweep}", "--kind", "pareto", "--out", "{tmp}/p.docx"], "p.docx: cannot draw a .docx file"),
+        (["pareto", "{sweep}", "--plot", "{tmp}"], ": is a folder; give the name of a file to write"),
     ],
 )
 def test_bad_results_input_is_one_line_and_exit_2(sweep_dir, tmp_path, capsys, argv, message):
@@ -425,3 +432,23 @@ def test_tables_written_before_a_column_existed_gain_it_from_the_spec():
     frame = sksearch.load_results(Path(__file__).parents[1] / "results/proxy/table7")
     sk_rows = frame[frame["spec_kernels"] == "3x3d1+3x3d3"]
     assert len(sk_rows) and set(sk_rows["dilation_1"]) == {3} and set(sk_rows["kernel_1"]) == {3}
+
+
+def test_machine_readable_formats_keep_stdout_parseable(sweep_dir, capsys):
+    assert main(["pareto", str(sweep_dir), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    front = json.loads(captured.out)  # the table alone
+    assert {row["archid"] for row in front} and "hypervolume" in captured.err and "knee:" in captured.err
+    assert main(["pareto", str(sweep_dir), "--format", "csv"]) == 0
+    assert pd.read_csv(io.StringIO(capsys.readouterr().out)).shape[0] == len(front)
+
+
+def test_export_best_refuses_unknown_modes_and_non_numeric_columns(sweep_dir, tmp_path, capsys):
+    for best, message in [
+        ("top1_err:maximize", "--best[0]: mode must be min or max, got 'maximize'"),
+        ("branches", "--best[0]: column 'branches' is not numeric"),
+        ("flops", "--best[0]: no column 'flops' in the results table"),
+    ]:
+        assert main(["export", str(sweep_dir), "--best", best, "--out", str(tmp_path / "x")]) == 2
+        assert capsys.readouterr().err == f"sksearch export: error: {message}\n"
+    assert not (tmp_path / "x").exists()

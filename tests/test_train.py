@@ -268,3 +268,16 @@ def test_train_verb_bad_input(tmp_path, capsys):
     assert main(["train", "sknet26", "--recipe", "smok", "--out", str(tmp_path / "x")]) == 2
     assert "recipe.preset: unknown recipe 'smok' (did you mean smoke?)" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_numbers_in_scientific_notation_are_numbers(tmp_path):
+    from sksearch.cli.common import parse_settings
+    from sksearch.search import load_space
+
+    settings = parse_settings(["weight_decay=5e-4", "lr=1e6", "label_smoothing=1.5E-1"])
+    assert settings == {"weight_decay": 5e-4, "lr": 1e6, "label_smoothing": 0.15}
+    assert recipe_from({"preset": "smoke", **settings}).weight_decay == 5e-4
+    space = tmp_path / "space.yaml"
+    space.write_text("base: sknet26\nknobs:\n  lr: {float: [1e-3, 1e-1], log: true}\n  weight_decay: 5e-4\n")
+    knobs = {knob.name: knob for knob in load_space(space).knobs}
+    assert (knobs["lr"].low, knobs["lr"].high, knobs["weight_decay"].values) == (1e-3, 1e-1, (5e-4,))

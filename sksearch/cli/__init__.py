@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `sksearch` alone: the verbs, as a usage error
+        parser.print_help()
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except ConfigError as error:

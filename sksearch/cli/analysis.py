@@ -10,12 +10,12 @@ from sksearch.cli.results import front_objectives
 
 
 def _plot_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    parser.add_argument("--kind", choices=("pareto", "edf", "curves"), required=True)
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep folders (each holds sweep.json)")
+    parser.add_argument("--kind", choices=("pareto", "edf", "curves"), required=True, help="which plot")
     parser.add_argument("--out", required=True, help="the PNG file")
     parser.add_argument("--objectives", default="top1_err:min,gmacs:min", help="for --kind pareto")
     parser.add_argument("--by", help="for --kind edf: design-choice columns (default: every varying knob)")
-    parser.add_argument("--metric", default="top1_err")
+    parser.add_argument("--metric", default="top1_err", help="for --kind edf and curves: the error column")
     parser.add_argument("--top", type=positive_int, default=5, help="for --kind curves: how many trials")
 
 
@@ -37,8 +37,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _attention_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="an export folder, a checkpoint.pt, or a folder holding one")
-    parser.add_argument("--scales", default="1.0,1.5,2.0")
-    parser.add_argument("--samples", type=positive_int, default=256)
+    parser.add_argument("--scales", default="1.0,1.5,2.0", help="object scales, comma-separated (1.0: as trained)")
+    parser.add_argument("--samples", type=positive_int, default=256, help="images per scale")
     parser.add_argument("--data-root", help="an ImageFolder tree to use instead of the synthetic set")
     parser.add_argument(
         "--seed", type=int, help="synthetic images of this data seed (default: the recipe's, as evaluated)"

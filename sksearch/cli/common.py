@@ -44,6 +44,8 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
     """A preset name or a spec YAML file, with the label to show for it."""
     from sksearch.presets import preset
 
+    if Path(text).is_dir():
+        raise ConfigError(text, "is a folder, not a preset name or a spec file")
     if text.endswith((".yaml", ".yml")) or Path(text).is_file():
         return Path(text).stem, read_spec(text)
     return text, preset(text)

@@ -38,7 +38,9 @@ def cmd_spec(args: argparse.Namespace) -> int:
 
 def _count_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="preset name or spec YAML file")
-    parser.add_argument("--method", choices=("analytic", "fvcore", "both"), default="analytic")
+    parser.add_argument(
+        "--method", choices=("analytic", "fvcore", "both"), default="analytic", help="which counter (both: and compare)"
+    )
     parser.add_argument("--input-size", type=positive_int, help="input resolution (default: the spec's)")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 

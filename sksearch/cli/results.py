@@ -12,12 +12,17 @@ from sksearch.validation import ConfigError
 
 
 def _run_dirs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep folders (each holds sweep.json)")
 
 
 def _results_flags(parser: argparse.ArgumentParser) -> None:
     _run_dirs(parser)
-    parser.add_argument("--format", choices=("table", "csv", "parquet", "json"), default="table")
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "parquet", "json"),
+        default="table",
+        help="output format (parquet needs --out)",
+    )
     parser.add_argument("--where", help="a pandas query, e.g. \"status == 'completed' and gmacs < 4.5\"")
     parser.add_argument("--sort", help="column to sort by, COLUMN[:asc|desc]")
     parser.add_argument("--columns", help="comma-separated columns to keep")
@@ -79,8 +84,10 @@ def _pareto_flags(parser: argparse.ArgumentParser) -> None:
     _objectives(parser)
     parser.add_argument("--reference", help="hypervolume reference point, one value per objective")
     parser.add_argument("--plot", help="also draw every trial, the front and published points to this PNG")
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    parser.add_argument("--out")
+    parser.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="output format of the front"
+    )
+    parser.add_argument("--out", help="write the front to this file instead of printing it")
 
 
 @verb("pareto", "the non-dominated trials, hypervolume and knee", _pareto_flags)
@@ -103,21 +110,25 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     shown.insert(0, "knee", ["*" if i == knee_index else "" for i in range(len(shown))])
     _emit(shown, args.format, args.out)
     points = seed_means(frame, objectives)
+    # the table is the output; with csv or json on stdout the summary goes to stderr, so stdout parses
+    notes = sys.stdout if args.format == "table" or args.out else sys.stderr
     print(
         f"{len(front)} networks on the front, of {len(points)} networks ({points['n'].sum()} completed trials); "
-        f"objectives {', '.join(f'{n}:{m}' for n, m in objectives)}"
+        f"objectives {', '.join(f'{n}:{m}' for n, m in objectives)}",
+        file=notes,
     )
     print(
         f"hypervolume {hypervolume(front, objectives, reference):.6g} against reference point "
-        f"({', '.join(f'{v:g}' for v in reference)})"
+        f"({', '.join(f'{v:g}' for v in reference)})",
+        file=notes,
     )
     knee_row = front.iloc[knee_index]
-    print(f"knee: {knee_row['archid']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")")
+    print(f"knee: {knee_row['archid']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")", file=notes)
     if args.plot:
         from sksearch.analysis import plot_pareto
         from sksearch.results import published_points
 
-        print(f"wrote {plot_pareto(frame, objectives, args.plot, published_points(frame))}")
+        print(f"wrote {plot_pareto(frame, objectives, args.plot, published_points(frame))}", file=notes)
     return 0
 
 
@@ -200,7 +211,7 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
     chosen.add_argument("--archid", help="the best trial of this network")
     parser.add_argument("--top", type=positive_int, default=1, help="with --best: how many")
     _objectives(parser, "with --pareto")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="folder to write one sub-folder per configuration into")
 
 
 @verb("export", "write configurations that rebuild the exact model, with weights", _export_flags)

@@ -9,9 +9,9 @@ from sksearch.search import load_space
 
 
 def _show_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
+    parser.add_argument("file", help="search space YAML file")
     parser.add_argument("--samples", type=positive_int, default=500, help="samples for a continuous space")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samples")
 
 
 @verb("space show", "knobs, size, pass-rate and complexity range", _show_flags)
@@ -45,9 +45,9 @@ def cmd_space_show(args: argparse.Namespace) -> int:
 
 
 def _sample_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
-    parser.add_argument("-n", type=positive_int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("file", help="search space YAML file")
+    parser.add_argument("-n", type=positive_int, default=10, help="how many distinct feasible networks")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
 
 
 @verb("space sample", "draw distinct feasible networks at random", _sample_flags)
@@ -58,7 +58,7 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
 
 
 def _enumerate_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file")
+    parser.add_argument("file", help="search space YAML file")
     parser.add_argument("--out", help="write the table to this CSV file")
 
 

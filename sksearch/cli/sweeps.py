@@ -17,7 +17,7 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the space's)")
     parser.add_argument("--early-stopping", help="none, asha or hyperband")
     parser.add_argument("--seeds", type=int_list, help="training seeds, e.g. 0,1,2 (grid/random repeat each network)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial, also torch's threads")
     parser.add_argument("--gpus-per-trial", type=float, help="fractions allowed (default: 1 if the cluster has GPUs)")
     parser.add_argument("--workers-per-trial", type=positive_int, default=1, help="> 1: data-parallel trials")
     parser.add_argument("--max-concurrent", type=int, default=0, help="at most this many trials at once (0: no limit)")
@@ -66,7 +66,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _resume_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", help="the sweep folder (holding sweep.json)")
     parser.add_argument("--address", help="an existing Ray cluster: ray://host:10001 or auto")
     parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
 
@@ -83,7 +83,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _status_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", help="the sweep folder (holding sweep.json)")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 

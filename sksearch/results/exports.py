@@ -11,7 +11,7 @@ import pandas as pd
 from sksearch.complexity import count
 from sksearch.files import atomic_write, atomic_write_text, exists, join
 from sksearch.results.fronts import Objectives, pareto
-from sksearch.schema import best_trial, best_trials
+from sksearch.schema import best_trial, best_trials, parse_objectives
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -34,9 +34,8 @@ def select_for_export(
         return done[done["trial_id"].isin(ids)]
     if best:
         metric, _, mode = best.partition(":")
-        if metric not in done:
-            raise ConfigError("--best", f"no column {metric!r} in the results table")
-        mode = mode or ("max" if metric in ("images_per_s",) else "min")
+        mode = mode or ("max" if metric == "images_per_s" else "min")
+        ((metric, mode),) = parse_objectives(f"{metric}:{mode}", "--best", done, range(1, 2))
         return best_trials(done, metric, mode).head(top)
     if archid:
         chosen = done[done["archid"] == archid]
@@ -120,7 +119,8 @@ def _plain(value: Any) -> Any:
 
 
 def load_export(folder: str | Path):
-    """(model with the exported weights, spec) from an export folder."""
+    """(model, spec) from an export folder: the model built from spec.yaml with the exported
+    weights, in eval mode."""
     from safetensors.torch import load_file
 
     from sksearch.nets import build
@@ -130,4 +130,4 @@ def load_export(folder: str | Path):
     spec = read_spec(folder / "spec.yaml")
     model = build(spec)
     model.load_state_dict(load_file(str(folder / "weights.safetensors")))
-    return model, spec
+    return model.eval(), spec

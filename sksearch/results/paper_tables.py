@@ -131,7 +131,10 @@ def published_points(frame: pd.DataFrame) -> pd.DataFrame:
                     "gmacs": row["published_gmacs"],
                 }
             )
-    return pd.DataFrame(points, columns=["row", "top1_err", "params_m", "gmacs"])
+    frame = pd.DataFrame(points, columns=["row", "top1_err", "params_m", "gmacs"])
+    for column in ("top1_err", "params_m", "gmacs"):  # printed figures (strings) as numbers, for plot axes
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
 
 
 def _number(text: str | None) -> float | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sksearch.files import exists, join, read_bytes
+from sksearch.files import exists, is_uri, join, read_bytes
 from sksearch.schema import parse_objectives, with_spec_columns
 from sksearch.table import PLAN, TRIALS, read_history, read_trials
 from sksearch.validation import ConfigError
@@ -19,6 +19,8 @@ def load_results(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     frames = []
     for run_dir in run_dirs:
         location = str(run_dir)
+        if not is_uri(location) and not Path(location).exists():
+            raise ConfigError(location, "does not exist")
         if not exists(join(location, PLAN)):
             raise ConfigError(location, f"is not a sksearch sweep folder (no {PLAN})")
         frame = read_trials(location)
