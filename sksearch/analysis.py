@@ -17,7 +17,7 @@ import torch
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.layers import record_attention
 from sksearch.results import Objectives, knee, pareto, seed_means
-from sksearch.schema import axis_label, best_trials, design_columns, is_spec_column
+from sksearch.schema import axis_label, best_trials, design_columns, is_spec_column, network_names
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -149,11 +149,14 @@ def plot_curves(
     plt = _pyplot()
     if history.empty:
         raise ConfigError("RUN_DIR", "has no history.parquet yet (it is written when a sweep run ends)")
-    best = best_trials(frame[frame["status"] == "completed"], metric).head(top)
+    done = frame[frame["status"] == "completed"].assign(name=network_names)
+    best = best_trials(done, metric).head(top)
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for row in best.to_dict("records"):
         curve = history[history["trial_id"] == row["trial_id"]].sort_values("epoch")
-        axes.plot(curve["epoch"], curve[metric], marker="o", label=f"{row['archid']} ({row['trial_id']})")
+        axes.plot(
+            curve["epoch"], curve[metric], marker="o", label=f"{row['name']} ({row['archid']}, {row['trial_id']})"
+        )
     axes.set_xlabel("epoch")
     axes.set_ylabel(axis_label(metric))
     axes.xaxis.get_major_locator().set_params(integer=True)

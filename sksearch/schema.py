@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sksearch.spec import NetSpec
@@ -62,6 +63,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "checkpoint": (RUN, "the trial's last checkpoint folder"),
     "node_id": (RUN, "the Ray node that ran the last epoch"),
     "resumed_at_epoch": (RUN, "the epoch the trial's last process started after (0: from scratch)"),
+    # columns of a front (results.seed_means): one point per network, averaged over its seeds
+    "name": (IDENTITY, "a readable name of the network, from the knobs that vary (network_names)"),
+    "trial_ids": (IDENTITY, "the trials averaged into a front point"),
+    "n": (RUN, "how many seeds a front point averages; <metric>_std is their standard deviation"),
 }
 
 # How a column reads on a figure's axis (units included); other columns read as their own name.
@@ -85,7 +90,10 @@ _BRANCH_COLUMN = re.compile(r"(kernel|dilation|groups)_\d+")
 
 
 def role_of(column: str) -> str:
-    """identity, design, metric, complexity or run; anything unlisted is a knob: a design choice."""
+    """identity, design, metric, complexity or run; anything unlisted is a knob: a design choice.
+    `<column>_std` (a front point's spread over seeds) has its column's role."""
+    if column.endswith("_std") and column.removesuffix("_std") in COLUMNS:
+        column = column.removesuffix("_std")
     return COLUMNS[column][0] if column in COLUMNS else DESIGN
 
 
@@ -101,6 +109,31 @@ def knob_columns(frame: pd.DataFrame) -> list[str]:
 
 def design_columns(frame: pd.DataFrame, spec_too: bool = True) -> list[str]:
     return [c for c in frame.columns if role_of(c) == DESIGN and (spec_too or not is_spec_column(c))]
+
+
+# Booleans read as a word when on and another when off; other booleans as `name` / `no name`.
+_BOOLEAN_WORDS = {"attention": ("SK", "sum"), "unit.attention": ("SK", "sum"), "se": ("SE", "no SE")}
+
+
+def network_names(frame: pd.DataFrame) -> pd.Series:
+    """A short readable name per row, built from the knobs that vary across `frame`: branch sets as
+    written, booleans as words (`SK` / `sum`), numbers as `name=value`; e.g. `K3+K5 SK reduction=16`.
+    Rows of a table where no knob varies are named by their archid."""
+    varying = [c for c in knob_columns(frame) if frame[c].astype(str).nunique() > 1]
+    if not varying:
+        return frame["archid"].astype(str) if "archid" in frame else pd.Series("", index=frame.index)
+    return frame[varying].apply(lambda row: " ".join(_word(name, row[name]) for name in varying), axis=1)
+
+
+def _word(name: str, value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        on, off = _BOOLEAN_WORDS.get(name, (name, f"no {name}"))
+        return on if value else off
+    if isinstance(value, str) and (name == "branches" or name.startswith("branch_")):
+        return value
+    if pd.isna(value):
+        return f"{name}=-"
+    return f"{name}={value:g}" if isinstance(value, (int, float, np.number)) else f"{name}={value}"
 
 
 def spec_columns(spec: NetSpec) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sksearch.results import (
     render_paper_table,
     seed_means,
 )
-from sksearch.schema import COLUMNS, FRONT_SIZES, knob_columns, parse_objectives, role_of
+from sksearch.schema import COLUMNS, FRONT_SIZES, knob_columns, network_names, parse_objectives, role_of
 from sksearch.search import plan_sweep, run_sweep
 from sksearch.table import TRIALS
 from tests.pictures import drawn
@@ -452,3 +452,19 @@ def test_export_best_refuses_unknown_modes_and_non_numeric_columns(sweep_dir, tm
         assert main(["export", str(sweep_dir), "--best", best, "--out", str(tmp_path / "x")]) == 2
         assert capsys.readouterr().err == f"sksearch export: error: {message}\n"
     assert not (tmp_path / "x").exists()
+
+
+def test_networks_are_named_by_the_knobs_that_vary(sweep_dir):
+    frame = pd.DataFrame(
+        {
+            "archid": ["a", "b", "c"],
+            "seed": [0, 1, 2],
+            "branches": ["K3+K5", "K3+K7", "K3+K7"],
+            "attention": [True, False, True],
+            "reduction": [16, 16, 8],
+            "depths": ["3,4,6,3"] * 3,
+        }
+    )
+    assert list(network_names(frame)) == ["K3+K5 SK reduction=16", "K3+K7 sum reduction=16", "K3+K7 SK reduction=8"]
+    points = seed_means(sksearch.load_results(sweep_dir), MIN_MIN)
+    assert sorted(points["name"]) == ["SK", "sum"]  # branches never vary there; the seed is not a knob

@@ -105,7 +105,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         else default_reference(frame, objectives)
     )
     names = [name for name, _ in objectives]
-    shown = front[["archid", *[c for n in names for c in (n, f"{n}_std")], "n"]].copy()
+    shown = front[["archid", "name", *[c for n in names for c in (n, f"{n}_std")], "n"]].copy()
     knee_index = knee(front, objectives)
     shown.insert(0, "knee", ["*" if i == knee_index else "" for i in range(len(shown))])
     _emit(shown, args.format, args.out)
@@ -123,7 +123,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         file=notes,
     )
     knee_row = front.iloc[knee_index]
-    print(f"knee: {knee_row['archid']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")", file=notes)
+    print(
+        f"knee: {knee_row['archid']} {knee_row['name']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")",
+        file=notes,
+    )
     if args.plot:
         from sksearch.analysis import plot_pareto
         from sksearch.results import published_points

@@ -119,6 +119,6 @@ def _print_outcome(run_dir: str, table, objectives) -> None:
     if outcome.front is not None:
         names = [name for name, _ in objectives]
         print(f"Pareto front ({', '.join(f'{n}:{m}' for n, m in objectives)}), {len(outcome.front)} networks:")
-        print(outcome.front[["archid", *names, "n"]].to_string(index=False))
+        print(outcome.front[["archid", "name", *names, "n"]].to_string(index=False))
     if outcome.files:
         print(f"Pareto front: {' and '.join(str(p) for p in outcome.files)} (more: sksearch pareto {run_dir})")

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sksearch.schema import FRONT_SIZES, parse_objectives
+from sksearch.schema import FRONT_SIZES, network_names, parse_objectives
 
 Objectives = Sequence[tuple[str, str]]
 
 
 def seed_means(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
-    """One point per network and recipe: the mean of each objective over its seeds, with std and n.
-    Only completed trials with every objective present count."""
+    """One point per network and recipe: the mean of each objective over its seeds, with std and n,
+    and a readable `name` (schema.network_names). Only completed trials with every objective count."""
     names = [name for name, _ in objectives]
     usable = frame[(frame.get("status", "completed") == "completed")].dropna(subset=names).copy()
     if usable.empty:
@@ -29,6 +29,7 @@ def seed_means(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
         points[f"{name}_std"] = grouped[name].std(ddof=1).fillna(0.0).to_numpy()
     points["n"] = grouped.size().to_numpy()
     points["trial_ids"] = grouped["trial_id"].agg(list).to_numpy() if "trial_id" in usable else [[]] * len(points)
+    points["name"] = network_names(points)
     return points.drop(columns=["recipe_key"])
 
 
