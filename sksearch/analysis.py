@@ -32,16 +32,17 @@ def _pyplot():
 
 
 def _save(figure, out: str | Path) -> Path:
-    """Write the figure in the format its suffix names (PNG by default). A PNG records its panels'
-    titles, axis labels and legend entries in its Description text chunk, so a reader or a test can
-    tell what was drawn without a viewer."""
+    """Write the figure in the format its suffix names (PNG by default). A PNG records the figure's
+    title in its Title text chunk and its panels' titles, axis labels and legend entries in its
+    Description chunk, so a reader or a test can tell what was drawn without a viewer."""
     plt = _pyplot()
     kind = Path(out).suffix.lower().lstrip(".") or "png"
     formats = figure.canvas.get_supported_filetypes()
     if kind not in formats:
         plt.close(figure)
         raise ConfigError(str(out), f"cannot draw a .{kind} file (formats: {', '.join(sorted(formats))})")
-    metadata = {"Software": "sksearch", "Description": json.dumps(_drawn(figure))} if kind == "png" else None
+    drawn = {"Software": "sksearch", "Title": figure.get_suptitle(), "Description": json.dumps(_drawn(figure))}
+    metadata = drawn if kind == "png" else None
     path = atomic_write(
         out,
         lambda temporary: figure.savefig(temporary, format=kind, dpi=120, bbox_inches="tight", metadata=metadata),
@@ -232,6 +233,7 @@ def attention_by_scale(
                     "unit": label,
                     "scale": scale,
                     **{f"attention_branch{m}": float(per_image[:, m].mean()) for m in range(attention.shape[1])},
+                    "large_branch": large,
                     "attention_small": float(per_image[:, small].mean()),
                     "attention_large": float(per_image[:, large].mean()),
                     "difference": float(difference.mean()),
@@ -294,29 +296,37 @@ def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], sam
     return {scale: enlarge_by_cropping(images, scale) for scale in scales}
 
 
-def plot_attention(units: pd.DataFrame, out: str | Path, title: str = "") -> Path:
-    """Like Fig. 3c (right): larger-minus-smaller kernel attention per SK unit, one line per scale."""
+def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path, title: str = "") -> Path:
+    """Like Fig. 3: larger-minus-smaller kernel attention per SK unit, one line per scale (left),
+    and the deepest unit's per-channel attention of the larger kernel at each scale (right)."""
     plt = _pyplot()
     order = list(dict.fromkeys(units["unit"]))
-    figure, axes = plt.subplots(figsize=(max(6.4, 0.45 * len(order)), 4.0))
+    figure, (axes, detail) = plt.subplots(
+        1, 2, figsize=(max(6.4, 0.45 * len(order)) + 5.0, 4.0), gridspec_kw={"width_ratios": [1.6, 1]}
+    )
     for scale, group in units.groupby("scale", sort=True):
         group = group.set_index("unit").loc[order]
-        axes.errorbar(
-            range(len(order)),
-            group["difference"],
-            yerr=group["difference_std"],
-            marker="o",
-            capsize=2,
-            label=f"{scale:g}x",
-        )
+        axes.errorbar(range(len(order)), group["difference"], yerr=group["difference_std"], marker="o", capsize=2,
+                      label=f"{scale:g}x")  # fmt: skip
     axes.axhline(0, color="grey", linewidth=0.8)
     axes.set_xticks(range(len(order)), order, rotation=60, fontsize=7)
     axes.set_ylabel("attention: larger kernel - smaller kernel")
     axes.set_xlabel("SK unit (stage_unit)")
-    if title:
-        axes.set_title(title, fontsize=9)
+    axes.set_title("every SK unit, mean over images and channels", fontsize=9)
     axes.legend(title="object scale")
     axes.grid(alpha=0.3)
+    deepest = order[-1]
+    large = int(units[units["unit"] == deepest]["large_branch"].iloc[0])
+    shown = channels[(channels["unit"] == deepest) & (channels["branch"] == large)]
+    for scale, group in shown.groupby("scale", sort=True):
+        detail.plot(group["channel"], group["attention"], linewidth=0.8, label=f"{scale:g}x")
+    detail.set_xlabel(f"channel of {deepest}")
+    detail.set_ylabel("attention of the larger kernel")
+    detail.set_title(f"{deepest}, per channel (mean over images)", fontsize=9)
+    detail.legend(title="object scale")
+    detail.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title, fontsize=9)
     return _save(figure, out)
 
 
@@ -324,4 +334,4 @@ def write_attention(units: pd.DataFrame, channels: pd.DataFrame, out_dir: str | 
     out_dir = Path(out_dir)
     csv = atomic_write_text(out_dir / "attention.csv", units.to_csv(index=False))
     table = atomic_write(out_dir / "attention_channels.parquet", lambda temporary: channels.to_parquet(temporary))
-    return [csv, table, plot_attention(units, out_dir / "attention.png", title)]
+    return [csv, table, plot_attention(units, channels, out_dir / "attention.png", title)]

@@ -141,7 +141,7 @@ def train(
     checkpoint_path = workdir / CHECKPOINT
     start_epoch, history = 0, []
     if resume and checkpoint_path.exists():
-        start_epoch, history = _restore(checkpoint_path, model, optimizer, scaler)
+        start_epoch, history = _restore(checkpoint_path, model, optimizer, scaler, trained_spec, recipe)
 
     network: nn.Module = model
     if world_size > 1:
@@ -279,8 +279,21 @@ def _save(path: Path, epoch: int, model, optimizer, scaler, history, spec: NetSp
     atomic_write(path, lambda temporary: torch.save(state, temporary))
 
 
-def _restore(path: Path, model, optimizer, scaler) -> tuple[int, list[dict[str, Any]]]:
+# Recipe fields that say where and how fast a run goes, not what it trains: they may change on resume.
+_RESOURCE_FIELDS = ("threads", "workers", "device", "data_root", "download")
+
+
+def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe) -> tuple[int, list[dict[str, Any]]]:
+    """Continue from a checkpoint of the same network and recipe; another run's checkpoint is refused
+    (resuming it would silently train under a changed schedule)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
+    now, then = recipe.to_dict(), dict(state["recipe"])
+    changed = [k for k in now if k not in _RESOURCE_FIELDS and k != "name" and now[k] != then.get(k)]
+    if state["spec"] != spec.to_dict() or changed:
+        what = f"recipe ({', '.join(changed)} differ)" if changed else "network"
+        raise ConfigError(
+            str(path.parent), f"holds a checkpoint of another {what}; --restart starts over, or choose another --out"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
@@ -297,7 +310,9 @@ def load_checkpoint(path: str | Path) -> tuple[NetSpec, dict[str, torch.Tensor],
 
 
 def write_summary(result: TrialResult, spec: NetSpec, recipe: Recipe, out_dir: str | Path) -> Path:
-    """The trial's files beside its checkpoint: history.parquet, summary.json, spec.yaml, recipe."""
+    """The trial's files beside its checkpoint: history.parquet, summary.json, recipe.json,
+    spec.yaml (the network as trained, which the checkpoint's weights fit, as in an export) and
+    declared_spec.yaml (`spec`, as declared)."""
     import pandas as pd
 
     out_dir = Path(out_dir)
@@ -306,6 +321,8 @@ def write_summary(result: TrialResult, spec: NetSpec, recipe: Recipe, out_dir: s
         atomic_write(out_dir / "history.parquet", lambda temporary: frame.to_parquet(temporary, index=False))
     summary = {k: v for k, v in asdict(result).items() if k != "history"}
     summary.update(final=result.final, best=result.best)
-    atomic_write_text(out_dir / "spec.yaml", spec.to_yaml())
+    if (out_dir / CHECKPOINT).exists():
+        atomic_write_text(out_dir / "spec.yaml", load_checkpoint(out_dir / CHECKPOINT)[0].to_yaml())
+    atomic_write_text(out_dir / "declared_spec.yaml", spec.to_yaml())
     atomic_write_text(out_dir / "recipe.json", json.dumps(recipe.to_dict(), indent=2))
     return atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=str))

@@ -14,3 +14,9 @@ def drawn(path, min_width=300, min_height=200):
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
         assert colours is None or len(colours) > 16, "the picture is (nearly) blank"
         return json.loads(image.text["Description"])
+
+
+def title(path):
+    """The figure title a sksearch PNG records."""
+    with Image.open(path) as image:
+        return image.text.get("Title", "")

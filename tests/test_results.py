@@ -24,7 +24,7 @@ from sksearch.results import (
 from sksearch.schema import COLUMNS, FRONT_SIZES, knob_columns, network_names, parse_objectives, role_of
 from sksearch.search import plan_sweep, run_sweep
 from sksearch.table import TRIALS
-from tests.pictures import drawn
+from tests.pictures import drawn, title
 
 SPACES = Path(__file__).parents[1] / "spaces"
 
@@ -399,8 +399,13 @@ def test_attention_analysis_on_a_trained_sk_model(tmp_path, capsys):
         mean_of_channels = group[group["branch"] == 1]["attention"].mean()
         row = units[(units["unit"] == label) & (units["scale"] == scale)].iloc[0]
         assert mean_of_channels == pytest.approx(row["attention_branch1"], abs=1e-5)
-    (panel,) = drawn(out / "attention.png")
-    assert panel["legend"] == ["1x", "1.5x", "2x"] and panel["xlabel"] == "SK unit (stage_unit)"
+    overview, detail = drawn(out / "attention.png")
+    assert overview["legend"] == ["1x", "1.5x", "2x"] and overview["xlabel"] == "SK unit (stage_unit)"
+    deepest = units["unit"].iloc[-1]  # Fig. 3's per-channel panel, for the deepest unit
+    assert detail["legend"] == ["1x", "1.5x", "2x"] and detail["xlabel"] == f"channel of {deepest}"
+    assert title(out / "attention.png").startswith("trial (archid ") and "synthetic images (data seed 0)" in title(
+        out / "attention.png"
+    )
     assert "SK_3_1" in capsys.readouterr().out
 
 

@@ -384,3 +384,12 @@ def test_spec_path_knobs_reach_optuna_and_ray_tune():
     assert space.spec_for(trial.params).unit.branches[1].dilation == 3
     configs = [config for _, config in generate_variants(space.to_tune())]
     assert {space.spec_for(config).unit.branches[1].dilation for config in configs} <= {1, 3}
+
+
+def test_asking_a_finite_space_for_more_networks_than_it_holds_returns_them_all_at_once():
+    space = load_space(SPACES / "table7.yaml")
+    draw = space.sample(1_000_000, seed=3)
+    assert len(draw) == 11 and {c.archid for c in draw} == {c.archid for c in space.enumerate()}
+    assert draw.summary().endswith("asked for 1000000: the space holds 11 distinct feasible networks")
+    assert [c.archid for c in draw] == [c.archid for c in space.sample(1_000_000, seed=3)]  # still seeded
+    assert len(space.sample(5, seed=3)) == 5  # fewer than the space holds: drawn as before

@@ -60,6 +60,8 @@ def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     assert len(history) == 8 and set(history["epoch"]) == {1, 2}
     status = sweep_status(str(tmp_path / "smoke"))
     assert status["states"] == {"completed": 4} and status["best"]["top1_err"] == table["top1_err"].min()
+    # a finished sweep's duration stops at its end
+    assert status["ended"] is not None and status["elapsed_s"] == sweep_status(str(tmp_path / "smoke"))["elapsed_s"]
 
 
 @pytest.mark.slow

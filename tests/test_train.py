@@ -259,7 +259,19 @@ def test_train_verb_writes_the_trial_files(tmp_path, capsys):
     assert list(history["epoch"]) == [1, 2]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_run"] == 2
-    assert sksearch.read_spec(out / "spec.yaml") == sksearch.preset("sknet26")
+    assert sksearch.read_spec(out / "declared_spec.yaml") == sksearch.preset("sknet26")
+    # spec.yaml is the network as trained (1/8 of the channels under smoke): the weights fit it
+    trained = sksearch.read_spec(out / "spec.yaml")
+    assert trained == RECIPES["smoke"].adapt(sksearch.preset("sknet26"), 8)
+    sksearch.build(trained).load_state_dict(torch.load(out / CHECKPOINT, weights_only=True)["model"])
+    # the same folder with another schedule is refused, not silently resumed; --restart starts over
+    assert main([*argv, "--set", "epochs=3"]) == 2
+    assert capsys.readouterr().err == (
+        f"sksearch train: error: {out}: holds a checkpoint of another recipe (epochs differ); "
+        "--restart starts over, or choose another --out\n"
+    )
+    assert main([*argv, "--set", "epochs=3", "--restart"]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs_run"] == 3
 
 
 def test_train_verb_bad_input(tmp_path, capsys):

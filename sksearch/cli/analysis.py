@@ -60,7 +60,13 @@ def cmd_attention(args: argparse.Namespace) -> int:
     out = Path(
         args.out or (Path(args.source) if Path(args.source).is_dir() else Path(args.source).parent) / "attention"
     )
-    paths = write_attention(units, channels, out)
+    if args.data_root:
+        data = f"ImageFolder {args.data_root}, centre-cropped to 1/scale"
+    else:
+        seed = recipe.get("data_seed", 0) if args.seed is None else args.seed
+        data = f"synthetic images (data seed {seed}), objects enlarged by each scale"
+    title = f"{Path(args.source).name} (archid {spec.archid}): {data}; {args.samples} images per scale"
+    paths = write_attention(units, channels, out, title)
     pivot = units.pivot(index="unit", columns="scale", values="difference").loc[list(dict.fromkeys(units["unit"]))]
     print("attention of the larger kernel minus the smaller, per SK unit and object scale:")
     print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))

@@ -52,7 +52,7 @@ def _sample_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space sample", "draw distinct feasible networks at random", _sample_flags)
 def cmd_space_sample(args: argparse.Namespace) -> int:
-    draw = load_space(args.file).sample(args.n, seed=args.seed)
+    draw = load_space(args.file).sample(args.n, seed=args.seed, progress=args.n > 100)
     _print_draw(draw)
     return 0
 

@@ -96,7 +96,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     states = ", ".join(f"{state} {n}" for state, n in sorted(status["states"].items())) or "no trials yet"
-    print(f"sweep {status['sweep']} ({status['space']}): {states}; elapsed {status['elapsed_s'] / 60:.1f} min")
+    minutes = status["elapsed_s"] / 60
+    timing = f"ran {minutes:.1f} min, ended {status['ended']}" if status["ended"] else f"running for {minutes:.1f} min"
+    print(f"sweep {status['sweep']} ({status['space']}): {states}; {timing}")
     best = status["best"]
     metric = status["objective"].split(":")[0]
     print(

@@ -9,6 +9,7 @@ choices give the same network. Constraints use the analytic counter on the netwo
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -124,6 +125,7 @@ class Draw:
     rejected: Counter = field(default_factory=Counter)
     attempts: int = 0
     knob_names: tuple[str, ...] = ()  # column order of the table
+    requested: int | None = None  # how many networks a sample asked for
 
     def __iter__(self) -> Iterator[Candidate]:
         return iter(self.candidates)
@@ -146,7 +148,10 @@ class Draw:
     def summary(self) -> str:
         reasons = ", ".join(f"{reason} {n}" for reason, n in self.rejected.most_common()) or "none"
         rate = 100 * len(self.candidates) / self.attempts if self.attempts else 0.0
-        return f"{len(self.candidates)} distinct feasible of {self.attempts} points ({rate:.0f}%); rejected: {reasons}"
+        text = f"{len(self.candidates)} distinct feasible of {self.attempts} points ({rate:.0f}%); rejected: {reasons}"
+        if self.requested is not None and self.requested > len(self.candidates):
+            text += f"; asked for {self.requested}: the space holds {len(self.candidates)} distinct feasible networks"
+        return text
 
 
 @dataclass(frozen=True)
@@ -199,12 +204,24 @@ class Space:
             points = tqdm(points, total=len(self), desc=f"enumerating {self.name}", unit="point")
         return self._collect(points)
 
-    def sample(self, n: int, seed: int = 0, max_attempts: int | None = None) -> Draw:
-        """Up to `n` distinct feasible networks drawn at random; reproducible by `seed`."""
+    def sample(self, n: int, seed: int = 0, max_attempts: int | None = None, progress: bool = False) -> Draw:
+        """Up to `n` distinct feasible networks drawn at random; reproducible by `seed`. A finite
+        space with no more than `n` points is enumerated instead (every network it has, shuffled):
+        drawing could only find fewer, slower."""
         rng = random.Random(seed)
+        if self.finite and sum(1 for _ in itertools.islice(self._points(), n + 1)) <= n:
+            draw = self.enumerate()
+            rng.shuffle(draw.candidates)
+            draw.requested = n
+            return draw
 
         def points() -> Iterator[dict[str, Any]]:
-            for _ in range(max_attempts or max(200, 50 * n)):
+            attempts: Any = range(max_attempts or max(200, 50 * n))
+            if progress:
+                from tqdm import tqdm
+
+                attempts = tqdm(attempts, desc=f"sampling {self.name}", unit="point")
+            for _ in attempts:
                 point: dict[str, Any] = {}
                 for knob in self.knobs:
                     if is_active(self, knob, point):

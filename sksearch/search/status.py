@@ -14,11 +14,12 @@ from typing import Any
 from sksearch.files import is_uri
 from sksearch.schema import best_trial
 from sksearch.search.plan import load_plan
-from sksearch.table import read_trials
+from sksearch.table import TRIALS, read_trials
 
 
 def sweep_status(run_dir: str) -> dict[str, Any]:
-    """Counts by state, best so far, elapsed time, from the plan, the table and Ray's state."""
+    """Counts by state, best so far, and time: `elapsed_s` since the sweep was planned, up to its
+    end (`ended`, the last table write) once no trial is pending, running or paused."""
     plan = load_plan(run_dir)
     table = read_trials(run_dir)
     states = _ray_states(run_dir)
@@ -31,15 +32,26 @@ def sweep_status(run_dir: str) -> dict[str, Any]:
         row = best_trial(finished, metric, mode)
         best = {"trial_id": row["trial_id"], "archid": row["archid"], metric: float(row[metric])}
     created = datetime.fromisoformat(plan.created)
+    ended = _ended(run_dir, states)
     return {
         "sweep": plan.name,
         "space": plan.space_file,
         "states": states,
         "best": best,
         "objective": f"{metric}:{mode}",
-        "elapsed_s": (datetime.now(timezone.utc) - created).total_seconds(),
+        "elapsed_s": ((ended or datetime.now(timezone.utc)) - created).total_seconds(),
+        "ended": ended.isoformat(timespec="seconds") if ended else None,
         "rows": len(table),
     }
+
+
+def _ended(run_dir: str, states: dict[str, int]) -> datetime | None:
+    """When a sweep with no trial pending, running or paused last wrote its table (None while one
+    is, or for a sweep at a URI): the run's end, so its duration stops growing."""
+    table = os.path.join(run_dir, TRIALS)
+    if is_uri(run_dir) or any(states.get(state) for state in ("pending", "running", "paused")):
+        return None
+    return datetime.fromtimestamp(os.path.getmtime(table), timezone.utc) if os.path.exists(table) else None
 
 
 def _ray_states(run_dir: str) -> dict[str, int]:
