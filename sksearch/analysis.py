@@ -77,6 +77,8 @@ def plot_pareto(
     plt = _pyplot()
     (x, _), (y, _) = objectives[0], objectives[1]
     points, front = seed_means(frame, objectives), pareto(frame, objectives)
+    if front.empty:
+        raise ConfigError("RUN_DIR", "no completed trial has every objective: there is no front to plot")
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     color = points[objectives[2][0]] if len(objectives) == 3 else None
     scatter = axes.scatter(points[x], points[y], c=color, s=18, alpha=0.6, label="trials (seed mean)")
@@ -123,6 +125,7 @@ def design_choices(frame: pd.DataFrame) -> list[str]:
 def plot_edf(frame: pd.DataFrame, out: str | Path, by: Sequence[str] | None = None, metric: str = "top1_err") -> Path:
     """One panel per design choice, one EDF curve per value of it."""
     plt = _pyplot()
+    _check_metric(frame, metric)
     done = frame[frame["status"] == "completed"].dropna(subset=[metric])
     columns = list(by) if by else design_choices(done)
     for column in columns:
@@ -143,6 +146,11 @@ def plot_edf(frame: pd.DataFrame, out: str | Path, by: Sequence[str] | None = No
     return _save(figure, out)
 
 
+def _check_metric(frame: pd.DataFrame, metric: str) -> None:
+    if metric not in frame or not pd.api.types.is_numeric_dtype(frame[metric]):
+        raise ConfigError("--metric", f"{metric!r} is not a numeric column of the results")
+
+
 def plot_curves(
     history: pd.DataFrame, frame: pd.DataFrame, out: str | Path, top: int = 5, metric: str = "top1_err"
 ) -> Path:
@@ -150,6 +158,7 @@ def plot_curves(
     plt = _pyplot()
     if history.empty:
         raise ConfigError("RUN_DIR", "has no history.parquet yet (it is written when a sweep run ends)")
+    _check_metric(history, metric)
     done = frame[frame["status"] == "completed"].assign(name=network_names)
     best = best_trials(done, metric).head(top)
     figure, axes = plt.subplots(figsize=(6.4, 4.2))

@@ -188,7 +188,8 @@ def parse_objectives(
         raise ConfigError(path, f"must list objectives like top1_err:min, got {value!r}")
     objectives = tuple(_objective(item, f"{path}[{index}]", frame) for index, item in enumerate(items))
     if sizes is not None and len(objectives) not in sizes:
-        raise ConfigError(path, f"takes {' or '.join(map(str, sizes))} objectives, got {len(objectives)}")
+        allowed = " or ".join(map(str, sizes)) if len(sizes) <= 2 else f"{sizes[0]} to {sizes[-1]}"
+        raise ConfigError(path, f"takes {allowed} objectives, got {len(objectives)}")
     if len({name for name, _ in objectives}) != len(objectives):
         raise ConfigError(path, "lists a column twice")
     return objectives

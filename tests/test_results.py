@@ -113,7 +113,7 @@ def test_objective_names_are_checked():
         parse_objectives("top1_err:min,flops:min", "--objectives", frame, FRONT_SIZES)
     with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[0\]: mode must be min or max"):
         parse_objectives("top1_err:low,gmacs", "--objectives", frame, FRONT_SIZES)
-    with pytest.raises(sksearch.ConfigError, match="2 or 3 objectives"):
+    with pytest.raises(sksearch.ConfigError, match="takes 2 or 3 objectives"):
         parse_objectives("top1_err", "--objectives", frame, FRONT_SIZES)
     with pytest.raises(sksearch.ConfigError, match=r"^--objectives\[0\]: column 'archid' is not numeric"):
         parse_objectives("archid,gmacs", "--objectives", frame, FRONT_SIZES)
@@ -358,6 +358,9 @@ def test_plots(sweep_dir, tmp_path):
         (["results", "{sweep}", "--out", "{tmp}"], ": is a folder; give the name of a file to write"),
         (["plot", "{sweep}", "--kind", "pareto", "--out", "{tmp}/p.docx"], "p.docx: cannot draw a .docx file"),
         (["pareto", "{sweep}", "--plot", "{tmp}"], ": is a folder; give the name of a file to write"),
+        (["results", "{sweep}", "--where", "top1_err"], "--where: 'top1_err' is not a condition"),
+        (["plot", "{sweep}", "--kind", "edf", "--metric", "eror", "--out", "{tmp}/e.png"], "--metric: 'eror' is not"),
+        (["plot", "{sweep}", "--kind", "curves", "--metric", "eror", "--out", "{tmp}/c.png"], "--metric: 'eror' is"),
     ],
 )
 def test_bad_results_input_is_one_line_and_exit_2(sweep_dir, tmp_path, capsys, argv, message):
@@ -473,3 +476,15 @@ def test_networks_are_named_by_the_knobs_that_vary(sweep_dir):
     assert list(network_names(frame)) == ["K3+K5 SK reduction=16", "K3+K7 sum reduction=16", "K3+K7 SK reduction=8"]
     points = seed_means(sksearch.load_results(sweep_dir), MIN_MIN)
     assert sorted(points["name"]) == ["SK", "sum"]  # branches never vary there; the seed is not a knob
+
+
+def test_a_run_where_every_trial_failed_has_no_front_to_export_or_plot(tmp_path):
+    from sksearch.analysis import plot_pareto
+    from sksearch.results import select_for_export
+
+    failed = trials([("a", 0, float("nan"), 4.0, "failed"), ("b", 0, float("nan"), 3.0, "failed")])
+    with pytest.raises(sksearch.ConfigError, match=r"^--pareto: no completed trial has every objective"):
+        select_for_export(failed, front_objectives=MIN_MIN)
+    with pytest.raises(sksearch.ConfigError, match=r"^RUN_DIR: no completed trial has every objective"):
+        plot_pareto(failed, MIN_MIN, tmp_path / "front.png")
+    assert not (tmp_path / "front.png").exists()

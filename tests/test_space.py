@@ -393,3 +393,12 @@ def test_asking_a_finite_space_for_more_networks_than_it_holds_returns_them_all_
     assert draw.summary().endswith("asked for 1000000: the space holds 11 distinct feasible networks")
     assert [c.archid for c in draw] == [c.archid for c in space.sample(1_000_000, seed=3)]  # still seeded
     assert len(space.sample(5, seed=3)) == 5  # fewer than the space holds: drawn as before
+
+
+def test_space_verbs_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
+    assert main(["space", "enumerate", str(SPACES / "sknet50.yaml")]) == 2
+    assert "a float range cannot be enumerated; sample the space instead" in capsys.readouterr().err
+    empty = write(tmp_path, "base: sknet50\nknobs:\n  reduction: {grid: [8, 16]}\nconstraints: {max_gmacs: 0.1}\n")
+    assert main(["space", "show", str(empty)]) == 2  # as `sweep` refuses it
+    err = capsys.readouterr().err
+    assert err.startswith("sksearch space: error: knobs: no feasible network in space space:") and err.count("\n") == 1

@@ -147,6 +147,10 @@ def test_a_two_worker_data_parallel_trial(tmp_path):
         (["--algorithm", "bayes", str(SPACES / "smoke.yaml")], "--algorithm: must be one of grid, random, tpe, nsga2"),
         (["--name", "a b", str(SPACES / "smoke.yaml")], "--name: must be letters"),
         (["nothere.yaml"], "nothere.yaml: cannot read"),
+        (
+            ["--objectives", "top1_err,gmacs,params_m,top5_err", str(SPACES / "smoke.yaml")],
+            "--objectives: takes 1 to 3 objectives, got 4",  # a front and its hypervolume take 2 or 3
+        ),
     ],
 )
 def test_bad_sweep_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, capsys, argv, message, monkeypatch):

@@ -6,6 +6,7 @@ import argparse
 
 from sksearch.cli.common import positive_int, verb, write_or_print
 from sksearch.search import load_space
+from sksearch.validation import ConfigError
 
 
 def _show_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +36,13 @@ def cmd_space_show(args: argparse.Namespace) -> int:
     else:
         draw = space.sample(args.samples, seed=args.seed)
         print(f"points: continuous; sampled {args.samples} networks: " + draw.summary())
-    if len(draw):
-        frame = draw.to_frame()
-        print(
-            f"feasible GMACs {frame['gmacs'].min():.4f} .. {frame['gmacs'].max():.4f}; "
-            f"params {frame['params_m'].min():.3f}M .. {frame['params_m'].max():.3f}M"
-        )
+    if not len(draw):  # a sweep refuses such a space; so does show, after showing why
+        raise ConfigError("knobs", f"no feasible network in space {space.name}: {draw.summary()}")
+    frame = draw.to_frame()
+    print(
+        f"feasible GMACs {frame['gmacs'].min():.4f} .. {frame['gmacs'].max():.4f}; "
+        f"params {frame['params_m'].min():.3f}M .. {frame['params_m'].max():.3f}M"
+    )
     return 0
 
 
@@ -65,7 +67,7 @@ def _enumerate_flags(parser: argparse.ArgumentParser) -> None:
 @verb("space enumerate", "every feasible network of a finite space", _enumerate_flags)
 def cmd_space_enumerate(args: argparse.Namespace) -> int:
     space = load_space(args.file)
-    draw = space.enumerate(progress=len(space) > 2000)
+    draw = space.enumerate(progress=space.finite and len(space) > 2000)
     if args.out:
         write_or_print(draw.to_frame().to_csv(index=False), args.out)
         print(f"wrote {len(draw)} networks to {args.out}; {draw.summary()}")

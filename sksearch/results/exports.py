@@ -29,6 +29,8 @@ def select_for_export(
     done = frame[frame["status"] == "completed"]
     if front_objectives:
         front = pareto(done, front_objectives)
+        if front.empty:
+            raise ConfigError("--pareto", "no completed trial has every objective: there is no front to export")
         first, mode = front_objectives[0]
         ids = [best_trial(done[done["trial_id"].isin(ids)], first, mode)["trial_id"] for ids in front["trial_ids"]]
         return done[done["trial_id"].isin(ids)]

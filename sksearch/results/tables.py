@@ -36,9 +36,12 @@ def query(frame: pd.DataFrame, where: str | None = None, sort: str | None = None
     """Rows matching a pandas query expression, sorted by a column (`column:desc` for descending)."""
     if where:
         try:
-            frame = frame.query(where)
+            keep = frame.eval(where)
         except Exception as error:  # pandas raises many kinds for a bad expression
             raise ConfigError("--where", f"cannot evaluate {where!r} ({type(error).__name__}: {error})") from None
+        if not isinstance(keep, pd.Series) or not pd.api.types.is_bool_dtype(keep):
+            raise ConfigError("--where", f'{where!r} is not a condition; write one such as "top1_err < 30"')
+        frame = frame[keep]
     if sort:
         column, _, order = sort.partition(":")
         if column not in frame:

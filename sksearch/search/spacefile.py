@@ -127,7 +127,8 @@ def _parse_search(value: Any) -> SearchSettings:
     return SearchSettings(
         algorithm=one_of(value.get("algorithm", "grid"), ALGORITHMS, "search.algorithm"),
         num_samples=integer(value.get("num_samples", 1), "search.num_samples", minimum=1),
-        objectives=parse_objectives(value.get("objectives", ["top1_err:min"]), "search.objectives"),
+        # at most 3: the Pareto front, its hypervolume and plot take 2 or 3
+        objectives=parse_objectives(value.get("objectives", ["top1_err:min"]), "search.objectives", sizes=range(1, 4)),
         seed_presets=tuple(seed_presets),
         seeds=tuple(integer(seed, f"search.seeds[{index}]", minimum=0) for index, seed in enumerate(seeds)),
         early_stopping=one_of(value.get("early_stopping", "none"), EARLY_STOPPING, "search.early_stopping"),
