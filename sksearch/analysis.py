@@ -41,8 +41,9 @@ def _save(figure, out: str | Path) -> Path:
     if kind not in formats:
         plt.close(figure)
         raise ConfigError(str(out), f"cannot draw a .{kind} file (formats: {', '.join(sorted(formats))})")
-    drawn = {"Software": "sksearch", "Title": figure.get_suptitle(), "Description": json.dumps(_drawn(figure))}
-    metadata = drawn if kind == "png" else None
+    metadata = None
+    if kind == "png":
+        metadata = {"Software": "sksearch", "Title": figure.get_suptitle(), "Description": json.dumps(_drawn(figure))}
     path = atomic_write(
         out,
         lambda temporary: figure.savefig(temporary, format=kind, dpi=120, bbox_inches="tight", metadata=metadata),

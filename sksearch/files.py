@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,22 +21,16 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     if path.is_dir():
         raise ConfigError(str(path), "is a folder; give the name of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # created as open() creates any file (0666 less the umask), not mkstemp's 0600; never another's
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600: give the file the usual mode
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -102,13 +102,14 @@ def is_spec_column(column: str) -> bool:
     return column.startswith("spec_") or bool(_BRANCH_COLUMN.fullmatch(column))
 
 
+def design_columns(frame: pd.DataFrame) -> list[str]:
+    """Every design column: the sweeps' knobs and the spec restated."""
+    return [c for c in frame.columns if role_of(c) == DESIGN]
+
+
 def knob_columns(frame: pd.DataFrame) -> list[str]:
     """The design choices of a results table as the sweeps declared them: their knob columns."""
-    return [c for c in frame.columns if role_of(c) == DESIGN and not is_spec_column(c)]
-
-
-def design_columns(frame: pd.DataFrame, spec_too: bool = True) -> list[str]:
-    return [c for c in frame.columns if role_of(c) == DESIGN and (spec_too or not is_spec_column(c))]
+    return [c for c in design_columns(frame) if not is_spec_column(c)]
 
 
 # Booleans read as a word when on and another when off; other booleans as `name` / `no name`.
@@ -170,6 +171,10 @@ def with_spec_columns(frame: pd.DataFrame) -> pd.DataFrame:
     before a column existed); a knob column of the same name is kept as the sweep wrote it."""
     if "spec" not in frame or frame.empty:
         return frame
+    if "spec_num_branches" in frame:  # the row with the most branches has every column: one parse tells
+        widest = NetSpec.from_dict(json.loads(frame["spec"].loc[frame["spec_num_branches"].idxmax()]))
+        if all(column in frame for column in spec_columns(widest)):
+            return frame
     restated = pd.DataFrame([spec_columns(NetSpec.from_dict(json.loads(text))) for text in frame["spec"]],
                             index=frame.index)  # fmt: skip
     missing = [c for c in restated.columns if c not in frame.columns]

@@ -488,3 +488,12 @@ def test_a_run_where_every_trial_failed_has_no_front_to_export_or_plot(tmp_path)
     with pytest.raises(sksearch.ConfigError, match=r"^RUN_DIR: no completed trial has every objective"):
         plot_pareto(failed, MIN_MIN, tmp_path / "front.png")
     assert not (tmp_path / "front.png").exists()
+
+
+def test_compare_on_a_spec_column_pairs_networks_among_spec_columns(sweep_dir):
+    from sksearch.results import compare
+
+    frame = sksearch.load_results(sweep_dir)
+    by_knob = compare(frame, "attention", ["top1_err"])
+    by_spec = compare(frame, "spec_attention", ["top1_err"])  # the knob `attention` restates it: not a blocker
+    assert list(by_spec["diff"]) == list(by_knob["diff"]) and len(by_spec)

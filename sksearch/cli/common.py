@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sksearch.spec import NetSpec, parse_yaml, read_spec
+from sksearch.spec import NetSpec, is_spec_file, parse_yaml, read_spec
 from sksearch.validation import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -46,7 +46,7 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
 
     if Path(text).is_dir():
         raise ConfigError(text, "is a folder, not a preset name or a spec file")
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+    if is_spec_file(text) or Path(text).is_file():
         return Path(text).stem, read_spec(text)
     return text, preset(text)
 

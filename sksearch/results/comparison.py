@@ -21,7 +21,9 @@ def compare(frame: pd.DataFrame, knob: str = "attention", metrics: Sequence[str]
     minus without) with its 95% interval, the verdict, the seeds that would resolve the gap, and
     the paper's difference where it has both rows (see sksearch.statistics)."""
     done = frame[frame["status"] == "completed"] if "status" in frame else frame
-    design = design_columns(done) if is_spec_column(knob) else knob_columns(done)
+    # a spec column is compared among spec columns, a knob among the sweeps' knobs (each restates the other)
+    spec_design = [c for c in design_columns(done) if is_spec_column(c)]
+    design = spec_design if is_spec_column(knob) else knob_columns(done)
     if knob not in design:
         raise ConfigError("--knob", f"{knob!r} is not a design choice of these runs (knobs: {', '.join(design)})")
     for metric in metrics:
