@@ -33,7 +33,7 @@ def _pyplot():
 
 def _save(figure, out: str | Path) -> Path:
     """Write the figure in the format its suffix names (PNG by default). A PNG records the figure's
-    title in its Title text chunk and its panels' titles, axis labels and legend entries in its
+    title in its Title text chunk and its panels' titles, axis labels, legend entries and labels in its
     Description chunk, so a reader or a test can tell what was drawn without a viewer."""
     plt = _pyplot()
     kind = Path(out).suffix.lower().lstrip(".") or "png"
@@ -62,6 +62,7 @@ def _drawn(figure) -> list[dict]:
                 "xlabel": axes.get_xlabel(),
                 "ylabel": axes.get_ylabel(),
                 "legend": [text.get_text() for text in legend.get_texts()] if legend else [],
+                "labels": [text.get_text() for text in axes.texts],  # text placed on the plot (point names)
             }
         )
     return panels
@@ -90,6 +91,7 @@ def plot_pareto(
                   color="tab:red", label="Pareto front", capsize=2)  # fmt: skip
     corner = front.iloc[knee(front, objectives)]
     axes.scatter([corner[x]], [corner[y]], s=160, facecolors="none", edgecolors="black", label="knee")
+    _label_points(axes, ordered, x, y)
     if paper is not None and x in paper and y in paper:
         shown = paper.dropna(subset=[x, y])
         if len(shown):
@@ -101,6 +103,13 @@ def plot_pareto(
     axes.legend()
     axes.grid(alpha=0.3)
     return _save(figure, out)
+
+
+def _label_points(axes, front: pd.DataFrame, x: str, y: str, most: int = 12) -> None:
+    """Each front point's readable name beside it (at most `most`, spread along the front)."""
+    shown = front.iloc[np.unique(np.linspace(0, len(front) - 1, min(most, len(front))).round().astype(int))]
+    for _, row in shown.iterrows():
+        axes.annotate(str(row["name"]), (row[x], row[y]), xytext=(4, 4), textcoords="offset points", fontsize=7)
 
 
 def _sweeps_and_recipes(frame: pd.DataFrame) -> str:

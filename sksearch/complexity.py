@@ -75,9 +75,24 @@ def count(
     if method == "fvcore":
         key = (spec.archid, size)
         if key not in _FVCORE_CACHE:  # equal networks are traced once per process
+            _check_trace_fits(spec, size)
             _FVCORE_CACHE[key] = fvcore_count(spec, size)
         return _FVCORE_CACHE[key]
     raise ConfigError("method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def _check_trace_fits(spec: NetSpec, size: int) -> None:
+    """Refuse a trace whose activations (float32, all of them: the bound a trace can reach) exceed
+    this machine's free memory, rather than let the allocator fail minutes later."""
+    import os
+
+    needed = analytic_count(spec, size).activations * 4
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > free:
+        raise ConfigError(
+            "input_size",
+            f"{size} needs up to {needed / 2**30:.1f} GiB of activations to trace; {free / 2**30:.1f} GiB is free",
+        )
 
 
 # -- analytic -----------------------------------------------------------------------------------

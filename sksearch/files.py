@@ -33,6 +33,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def check_writable_folder(folder: str | Path, label: str) -> None:
+    """Refuse, before anything is written, a folder that is a file or that this user cannot create
+    or write into (the nearest existing folder above it decides)."""
+    path = Path(folder).absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(label, f"{folder} is a file, not a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(label, f"{existing} is a file, so {folder} cannot be a folder")
+    probe = existing / f".sksearch-probe-{secrets.token_hex(8)}"
+    try:  # a real write: permissions, read-only mounts and pseudo-filesystems all answer it
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise ConfigError(label, f"cannot write into {existing} ({error.strerror})") from None
+    probe.unlink()
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda temporary: temporary.write_text(text))
 

@@ -353,9 +353,12 @@ def read_yaml_file(path: str | Path, parse: Callable[[Any], T]) -> T:
     """Read a YAML file and `parse` its data; every problem is a ConfigError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(str(path), f"cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(str(path), f"is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                          f"{error.start}); a YAML file must be") from None  # fmt: skip
     try:
         return parse(parse_yaml(text))
     except ConfigError as error:

@@ -1,28 +1,35 @@
 """The results table of a sweep: one row per trial, and one per trial-epoch for learning curves.
 
 Files in a sweep's run folder (a local path or a URI): `sweep.json` (the plan, to resume from),
-`trials.parquet` and `history.parquet`, each rewritten whole and atomically.
+`trials.parquet` and `history.parquet`, each rewritten whole and atomically, and `driver.log`
+(Tune's log lines, kept off the terminal).
 
 Row statuses: `completed`; `failed` (the trial ended itself, e.g. diverged: `reason` says why);
-`stopped` (early-stopped by ASHA/HyperBand); `error` (crashed after all retries: Ray's error).
+`stopped` (early-stopped by ASHA/HyperBand); `error` (crashed after all retries: Ray's error; its
+metrics are blank, since its last epoch is not a result, and `epochs` says how far it got).
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sksearch.files import exists, join, read_bytes, write_bytes
+from sksearch.files import exists, is_uri, join, read_bytes, write_bytes
 from sksearch.schema import FINAL_METRICS, RUN_REPORTS, spec_columns
 from sksearch.spec import NetSpec
+from sksearch.validation import ConfigError
 
 TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
 PLAN = "sweep.json"
+DRIVER_LOG = "driver.log"  # Tune's own log lines of the sweep (tracebacks of crashed trials)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "top1_err", "top5_err", "lr", "epoch_time", "images_per_s")
 
@@ -66,6 +73,8 @@ def trial_row(
     }
     for name in FINAL_METRICS + RUN_REPORTS:
         row[name] = last.get(name)
+    if status == "error":  # an unfinished trial's last epoch is not a result: `epochs` says how far it got
+        row.update(dict.fromkeys(FINAL_METRICS))
     return row
 
 
@@ -76,7 +85,14 @@ def write_frame(location: str, frame: pd.DataFrame) -> None:
 
 
 def read_frame(location: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(read_bytes(location)))
+    """A Parquet table; a damaged one is refused in one line that says how to rebuild it."""
+    try:
+        return pd.read_parquet(io.BytesIO(read_bytes(location)))
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        run_dir = location.rsplit("/", 1)[0]
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(location, f"is damaged ({first}); `sksearch repair {run_dir}` rebuilds it from Ray's "
+                          "records of the trials") from None  # fmt: skip
 
 
 def write_trials(run_dir: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -100,3 +116,46 @@ def write_history(run_dir: str, rows: Iterable[Mapping[str, Any]]) -> None:
 def read_history(run_dir: str) -> pd.DataFrame:
     location = join(run_dir, HISTORY)
     return read_frame(location) if exists(location) else pd.DataFrame()
+
+
+def damaged_tables(run_dir: str) -> list[str]:
+    """The run folder's tables that exist but cannot be read."""
+    damaged = []
+    for name in (TRIALS, HISTORY):
+        try:
+            read_frame(join(run_dir, name)) if exists(join(run_dir, name)) else None
+        except ConfigError:
+            damaged.append(name)
+    return damaged
+
+
+def ray_trial_states(run_dir: str) -> dict[str, str]:
+    """{trial id: pending, running, paused, finished or error} from Ray's last saved experiment state."""
+    if is_uri(run_dir):
+        return {}
+    files = sorted(glob.glob(os.path.join(run_dir, "experiment_state-*.json")))
+    if not files:
+        return {}
+    try:
+        state = json.loads(Path(files[-1]).read_text())
+    except (OSError, ValueError):
+        return {}  # Ray rewrites it as it runs; its own resume says so if it is damaged
+    names = {"terminated": "finished", "error": "error"}
+    trials = {}
+    for entry in state.get("trial_data", []):
+        trial_json = json.loads(entry[0]) if isinstance(entry, list) else entry
+        status = str(trial_json.get("status", "")).lower()
+        trials[str(trial_json.get("trial_id"))] = names.get(status, status)
+    return trials
+
+
+def read_complete_trials(run_dir: str) -> pd.DataFrame:
+    """The table, refused in one line when it lacks trials Ray recorded as finished (deleted or
+    replaced by an older copy): a table that silently lacks results would mislead every verb."""
+    table = read_trials(run_dir)
+    recorded = set(table["trial_id"]) if len(table) else set()
+    lacking = [t for t, state in ray_trial_states(run_dir).items() if state == "finished" and t not in recorded]
+    if lacking:
+        raise ConfigError(join(run_dir, TRIALS), f"lacks {len(lacking)} trials Ray recorded as finished (deleted?); "
+                          f"`sksearch repair {run_dir}` rebuilds it from Ray's records")  # fmt: skip
+    return table

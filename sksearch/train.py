@@ -286,7 +286,7 @@ _RESOURCE_FIELDS = ("threads", "workers", "device", "data_root", "download")
 def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe) -> tuple[int, list[dict[str, Any]]]:
     """Continue from a checkpoint of the same network and recipe; another run's checkpoint is refused
     (resuming it would silently train under a changed schedule)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(path)
     now, then = recipe.to_dict(), dict(state["recipe"])
     changed = [k for k in now if k not in _RESOURCE_FIELDS and k != "name" and now[k] != then.get(k)]
     if state["spec"] != spec.to_dict() or changed:
@@ -303,9 +303,20 @@ def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe
     return state["epoch"] + 1, list(state["history"])
 
 
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's state, loaded with weights_only=True; any other file is refused in one line."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises anything from UnpicklingError to IndexError on a non-checkpoint
+        raise ConfigError(str(path), f"is not a readable sksearch checkpoint ({type(error).__name__})") from None
+    if not isinstance(state, dict) or not {"spec", "model", "recipe"} <= state.keys():
+        raise ConfigError(str(path), "is a torch file but not a sksearch checkpoint (no spec, model and recipe)")
+    return state
+
+
 def load_checkpoint(path: str | Path) -> tuple[NetSpec, dict[str, torch.Tensor], dict[str, Any]]:
-    """(spec, model weights, recipe dict) of a trial checkpoint, loaded with weights_only=True."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """(spec, model weights, recipe dict) of a trial checkpoint."""
+    state = read_checkpoint(path)
     return NetSpec.from_dict(state["spec"]), state["model"], state["recipe"]
 
 

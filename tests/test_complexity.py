@@ -138,6 +138,9 @@ def test_count_verb_reads_spec_files(tmp_path, capsys):
         (["count", "sknet50", "--input-size", "0"], "argument --input-size: must be >= 1, got 0"),
         (["count", "sknet50", "--method", "guess"], "argument --method: invalid choice"),
         (["count", "missing.yaml"], "sksearch count: error: missing.yaml: cannot read"),
+        # activations far beyond any machine's memory: refused with the figure, before tracing
+        (["count", "sknet50", "--method", "fvcore", "--input-size", "100000"], "GiB of activations to trace"),
+        (["paper", "--out", __file__], "argument --out: " + __file__ + " is a file, not a folder"),
     ],
 )
 def test_count_verb_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -183,8 +186,8 @@ def test_help_lists_every_verb(capsys):
         main(["--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    verbs = ("presets", "spec", "count", "paper", "train", "sweep", "resume", "status", "space", "results", "pareto",
-             "compare", "table", "export", "plot", "attention")  # fmt: skip
+    verbs = ("presets", "spec", "count", "paper", "train", "sweep", "resume", "repair", "status", "space", "results",
+             "pareto", "compare", "table", "export", "plot", "attention")  # fmt: skip
     assert all(f"    {verb} " in text for verb in verbs) and "95% intervals" in text
 
 

@@ -215,6 +215,13 @@ def test_paper_table_shows_missing_rows_as_missing(sweep_dir, tmp_path):
     assert (tmp_path / "paper_table7.md").exists() and (tmp_path / "paper_table7.csv").exists()
 
 
+def test_networks_outside_the_paper_table_are_named_readably(sweep_dir):
+    extra = paper_table(pd.read_parquet(sweep_dir / TRIALS), "table3")  # it has SKNet-50 (K3+K5 SK), not the sum
+    extra = extra[extra["row"] == "extra"]
+    archids = pd.read_parquet(sweep_dir / TRIALS).drop_duplicates("archid").set_index("attention")["archid"]
+    assert list(extra["model"]) == [f"sum [{archids[False]}]"]
+
+
 def test_the_table_verb_shows_twins_and_rank_agreement(sweep_dir, tmp_path, capsys):
     assert main(["table", str(sweep_dir), "--paper", "table7", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "paper_table7.md").read_text()
@@ -335,6 +342,8 @@ def test_plots(sweep_dir, tmp_path):
         panels[kind] = drawn(out)
     (front,) = panels["pareto"]
     assert {"trials (seed mean)", "Pareto front"} <= set(front["legend"]) and front["xlabel"] == "top-1 error (%)"
+    names = set(sksearch.load_results(sweep_dir)["attention"].map({True: "SK", False: "sum"}))
+    assert front["labels"] and set(front["labels"]) <= names  # each front point named by its varying knob
     # one EDF panel per design choice: the sweep's one varying knob, not the training seed
     assert [p["title"] for p in panels["edf"]] == ["attention"]
     assert panels["edf"][0]["legend"] == ["False (n=2)", "True (n=2)"]
@@ -361,6 +370,8 @@ def test_plots(sweep_dir, tmp_path):
         (["results", "{sweep}", "--where", "top1_err"], "--where: 'top1_err' is not a condition"),
         (["plot", "{sweep}", "--kind", "edf", "--metric", "eror", "--out", "{tmp}/e.png"], "--metric: 'eror' is not"),
         (["plot", "{sweep}", "--kind", "curves", "--metric", "eror", "--out", "{tmp}/c.png"], "--metric: 'eror' is"),
+        (["pareto", "{sweep}", "--reference", "0,0"], "--reference: no front point is better than it"),
+        (["export", "{sweep}", "--best", "top1_err", "--out", "{sweep}"], "t7 is not empty; export into a new"),
     ],
 )
 def test_bad_results_input_is_one_line_and_exit_2(sweep_dir, tmp_path, capsys, argv, message):
@@ -412,9 +423,21 @@ def test_attention_analysis_on_a_trained_sk_model(tmp_path, capsys):
     assert "SK_3_1" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("verb", [["train", "sknet26"], ["export", "{sweep}", "--pareto"], ["attention", "{sweep}"]])
+def test_an_out_folder_that_is_a_file_is_refused_before_any_work(sweep_dir, capsys, verb):
+    argv = [a.format(sweep=sweep_dir) for a in verb] + ["--out", str(sweep_dir / "trials.parquet")]
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and "trials.parquet is a file, not a folder" in err
+
+
 def test_attention_needs_a_model_and_sane_scales(tmp_path, capsys):
     assert main(["attention", str(tmp_path), "--samples", "4"]) == 2
     assert "is neither an export folder" in capsys.readouterr().err
+    (tmp_path / "some.yaml").write_text("a: 1\n")  # torch's unpickler fails on it with an IndexError
+    assert main(["attention", str(tmp_path / "some.yaml")]) == 2
+    assert "some.yaml: is not a readable sksearch checkpoint" in capsys.readouterr().err
     assert main(["attention", str(tmp_path), "--scales", "1,-2"]) == 2
     assert "--scales: must be positive" in capsys.readouterr().err
 

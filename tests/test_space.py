@@ -402,3 +402,13 @@ def test_space_verbs_refuse_what_they_cannot_do_in_one_line(tmp_path, capsys):
     assert main(["space", "show", str(empty)]) == 2  # as `sweep` refuses it
     err = capsys.readouterr().err
     assert err.startswith("sksearch space: error: knobs: no feasible network in space space:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["space", "show"], ["space", "sample"], ["count"], ["sweep"], ["train"], ["spec"]])
+def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys, argv):
+    path = tmp_path / "x.yaml"
+    path.write_bytes(b"\x00\xff\xfe")
+    assert main([*argv, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: is not UTF-8 text (byte 0xff at offset 1)" in err, err
+    assert not (tmp_path / "results").exists()

@@ -62,6 +62,24 @@ def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     assert status["states"] == {"completed": 4} and status["best"]["top1_err"] == table["top1_err"].min()
     # a finished sweep's duration stops at its end
     assert status["ended"] is not None and status["elapsed_s"] == sweep_status(str(tmp_path / "smoke"))["elapsed_s"]
+    assert status["trials"] == 4 and not status["driver_alive"] and not (tmp_path / "smoke" / "driver.json").exists()
+
+
+def test_a_deleted_table_is_refused_alike_and_repair_rebuilds_it_from_rays_records(tmp_path, capsys):
+    plan = plan_sweep(SPACES / "smoke.yaml", settings={**QUICK, "epochs": 1}, storage=str(tmp_path))
+    table = run_sweep(plan, progress=False)
+    run_dir = tmp_path / "smoke"
+    (run_dir / "trials.parquet").unlink()
+    (run_dir / "history.parquet").write_bytes(b"PAR1")
+    for verb in ("status", "results", "pareto"):  # one verdict, whichever verb asks
+        assert main([verb, str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "trials.parquet: lacks 4 trials Ray recorded as finished" in err, err
+    assert main(["plot", str(run_dir), "--kind", "pareto", "--out", str(tmp_path / "p.png")]) == 2
+    assert main(["repair", str(run_dir)]) == 0
+    assert "(4 trials: completed 4)" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "trials.parquet"), table)
+    assert len(read_history(str(run_dir))) == 4
 
 
 @pytest.mark.slow
@@ -147,6 +165,10 @@ def test_a_two_worker_data_parallel_trial(tmp_path):
         (["--algorithm", "bayes", str(SPACES / "smoke.yaml")], "--algorithm: must be one of grid, random, tpe, nsga2"),
         (["--name", "a b", str(SPACES / "smoke.yaml")], "--name: must be letters"),
         (["nothere.yaml"], "nothere.yaml: cannot read"),
+        # TPE needs a budget; a default of 1 trial would be a silent surprise
+        (["--algorithm", "tpe", str(SPACES / "smoke.yaml")], "--num-samples: tpe needs a number of trials"),
+        (["--storage", str(SPACES / "smoke.yaml"), str(SPACES / "smoke.yaml")], "smoke.yaml is a file, not a folder"),
+        (["--storage", "/proc/sksearch/results", str(SPACES / "smoke.yaml")], "--storage: cannot write into /proc"),
         (
             ["--objectives", "top1_err,gmacs,params_m,top5_err", str(SPACES / "smoke.yaml")],
             "--objectives: takes 1 to 3 objectives, got 4",  # a front and its hypervolume take 2 or 3
@@ -200,3 +222,33 @@ def test_the_plan_round_trips_through_sweep_json(tmp_path):
     assert again.space.recipe == plan.space.recipe and again.space.search == plan.space.search
     assert again.resources == plan.resources and again.space.search.seeds == (0, 1)
     assert pd.Series([c.archid for c in again.space.enumerate()]).nunique() == 11
+
+
+def test_the_live_table_stays_short_and_names_networks_and_stopped_trials():
+    """Hundreds of trials: counts, the running ones, the best few and the latest finished, never a
+    line per trial; an ASHA-stopped trial reads `stopped`, as in the results table."""
+    from ray.tune.experiment import Trial
+
+    from sksearch.search.callbacks import LiveTable
+
+    plan = plan_sweep(SPACES / "table7.yaml", settings={"epochs": 3}, storage="unused")
+    trials = []
+    for index in range(300):
+        candidate = plan.candidates[index % len(plan.candidates)]
+        trial = Trial("run_trial", config={"point": candidate.knobs, "seed": 0}, stub=True)
+        if index < 200:  # finished: every third one stopped early by the scheduler after epoch 1
+            trial.set_status(Trial.TERMINATED)
+            stopped = index % 3 == 0
+            trial.update_last_result({"epoch": 1 if stopped else 3, "top1_err": 90.0 - index / 10,
+                                      "status": None if stopped else "completed"})  # fmt: skip
+        elif index < 204:
+            trial.set_status(Trial.RUNNING)
+            trial.update_last_result({"epoch": 2, "top1_err": 50.0})
+        trials.append(trial)
+    lines = LiveTable(plan, rows=3).lines(trials, elapsed=60)
+    assert lines[0] == "[table7]     60s  300 trials: pending 96, running 4, completed 133, stopped 67"
+    assert len(lines) <= 1 + 3 * 4 and " running (+1 more):" in lines
+    best = lines[lines.index(" best top1_err (+130 more):") + 1]
+    assert best.split()[1:2] == ["completed"] and "70.10" in best  # trial 199, the best completed
+    rows = [line for line in lines if line.startswith("  ")]
+    assert len(rows) == 9 and all(line.endswith((" SK", " sum")) for line in rows)  # e.g. `K3+K5 SK`

@@ -1,10 +1,13 @@
-"""Sweeps under faults, each driver a real `sksearch` process: a trial's worker killed, the driver
-killed and resumed, and a two-node local cluster."""
+"""The fault suite (`-m faults`): sweeps under injected faults, each driver a real `sksearch`
+process. A trial's worker killed (retried, or errored for good: exit 3), the driver killed and
+resumed, a deleted checkpoint, a damaged table, a copied run folder, a stalled node, and a
+two-node local cluster."""
 
 import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +20,7 @@ import pytest
 from sksearch.search import load_space
 from sksearch.table import read_trials
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.faults]
 SPACES = Path(__file__).parents[1] / "spaces"
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -52,27 +55,14 @@ def results(run_dir):
     return logs
 
 
-def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
+def one_trial_space(tmp_path):
     space = tmp_path / "one.yaml"
     space.write_text("base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
-    driver = sksearch_process(
-        "sweep",
-        str(space),
-        "--storage",
-        str(tmp_path),
-        "--num-cpus",
-        "2",
-        "--quiet",
-        "--max-failures",
-        "2",
-        "--set",
-        "epochs=6",
-        "--set",
-        "train_samples=1024",
-        "--set",
-        "val_samples=128",
-    )
-    run_dir = tmp_path / "one"
+    return space
+
+
+def kill_worker_after_two_epochs(run_dir):
+    """SIGKILL the process training the trial once it has reported two epochs."""
 
     def worker_after_two_epochs():
         for lines in results(run_dir).values():
@@ -80,9 +70,33 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
                 return lines[-1]["pid"]
         return None
 
-    pid = wait_for(worker_after_two_epochs, what="two reported epochs")
-    os.kill(pid, signal.SIGKILL)
-    finish(driver)
+    os.kill(wait_for(worker_after_two_epochs, what="two reported epochs"), signal.SIGKILL)
+
+
+ONE_TRIAL = [
+    "--num-cpus",
+    "2",
+    "--quiet",
+    "--set",
+    "epochs=6",
+    "--set",
+    "train_samples=1024",
+    "--set",
+    "val_samples=128",
+]
+
+
+def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
+    driver = sksearch_process(
+        "sweep", str(one_trial_space(tmp_path)), "--storage", str(tmp_path), "--max-failures", "2", *ONE_TRIAL
+    )
+    run_dir = tmp_path / "one"
+    kill_worker_after_two_epochs(run_dir)
+    output = finish(driver)
+    # one line says what happened; Ray's traceback is in driver.log, its banner and hints nowhere
+    assert "crashed (" in output and "retry 1 of 2, from its last checkpoint" in output, output
+    assert "Traceback" not in output and "ActorDiedError" in (run_dir / "driver.log").read_text()
+    assert not any(noise in output for noise in ("Configuration for experiment", "TensorBoard", "Token auth"))
     table = read_trials(str(run_dir))
     row = table.iloc[0]
     assert len(table) == 1 and row["status"] == "completed" and row["epochs"] == 6
@@ -120,9 +134,13 @@ def test_a_killed_driver_resumes_without_running_a_finished_trial_again(tmp_path
         if any(line.get("status") == "completed" for line in lines)
     }
     assert len(finished_before) >= 2 and len(logs_before) >= 2
+    status = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))
+    assert sum(status["states"].values()) == 4 and "running" not in status["states"]  # nothing runs now
+    assert status["states"]["completed"] == len(finished_before) and not status["driver_alive"]
 
     output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2"))
     assert "results table" in output
+    assert "Failed to fetch metrics" not in output and "Traceback" not in output  # Ray's noise is in driver.log
     table = read_trials(str(run_dir))
     assert len(table) == 4 and set(table["status"]) == {"completed"}
     assert set(table["archid"]) == {c.archid for c in load_space(SPACES / "smoke.yaml").enumerate()}
@@ -218,3 +236,103 @@ def test_a_sweep_on_a_two_node_cluster_spreads_its_trials(tmp_path, two_node_clu
     table = read_trials(str(tmp_path / "smoke"))
     assert len(table) == 4 and set(table["status"]) == {"completed"}
     assert table["node_id"].nunique() == 2  # both nodes ran trials
+
+
+def test_a_trial_that_errors_after_its_retries_exits_3_naming_it_with_blank_metrics(tmp_path):
+    driver = sksearch_process(
+        "sweep", str(one_trial_space(tmp_path)), "--storage", str(tmp_path), "--max-failures", "0", *ONE_TRIAL
+    )
+    run_dir = tmp_path / "one"
+    kill_worker_after_two_epochs(run_dir)
+    output, _ = driver.communicate(timeout=600)
+    assert driver.returncode == 3, output
+    (row,) = read_trials(str(run_dir)).to_dict("records")
+    assert f"trial {row['trial_id']} errored after all retries: " in output and "Traceback" not in output
+    assert row["status"] == "error" and row["epochs"] >= 2 and "The actor died unexpectedly" in row["reason"]
+    assert all(row[name] is None or row[name] != row[name] for name in ("top1_err", "top5_err", "best_top1_err"))
+
+
+def run_dir_bytes(run_dir, name):
+    return (run_dir / name).read_bytes()
+
+
+def test_damaged_state_a_missing_checkpoint_a_damaged_table_and_a_copied_folder(tmp_path):
+    """The driver killed mid-trial: status says `interrupted`; the trial's checkpoints deleted:
+    resume trains it again from epoch 0 and says so. Then a copy of the run folder with a damaged
+    table: read-only verbs refuse in one line, resume rebuilds it, and the original is untouched."""
+    space = one_trial_space(tmp_path)
+    settings = ["--set", "epochs=4", "--set", "train_samples=512", "--set", "val_samples=128"]
+    args = ["--storage", str(tmp_path), "--num-cpus", "2", "--quiet", *settings]
+    driver = sksearch_process("sweep", str(space), *args, start_new_session=True)
+    run_dir = tmp_path / "one"
+
+    def two_epochs_checkpointed():
+        done = any(line.get("epoch", 0) >= 2 for lines in results(run_dir).values() for line in lines)
+        return done and list(run_dir.glob("run_trial_*/checkpoint_*"))
+
+    wait_for(two_epochs_checkpointed, what="two checkpointed epochs")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    status = finish(sksearch_process("status", str(run_dir)))
+    assert "1 trials: interrupted 1;" in status and f"sksearch resume {run_dir}" in status, status
+    for folder in run_dir.glob("run_trial_*/checkpoint_*"):
+        shutil.rmtree(folder)
+
+    output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
+    row = read_trials(str(run_dir)).iloc[0]
+    assert row["status"] == "completed" and row["epochs"] == 4, output
+    assert row["resumed_at_epoch"] == 0 and "was gone: trained again from epoch 0" in row["reason"]
+    assert "1 trials: completed 1;" in finish(sksearch_process("status", str(run_dir)))
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    original = {name: run_dir_bytes(run_dir, name) for name in ("trials.parquet", "history.parquet")}
+    (copy / "trials.parquet").write_bytes(original["trials.parquet"][:10])
+    for verb in ("results", "status", "pareto"):
+        process = sksearch_process(verb, str(copy))
+        message, _ = process.communicate(timeout=120)
+        assert process.returncode == 2 and message.count("\n") == 1, message
+        assert "trials.parquet: is damaged" in message and f"sksearch repair {copy}" in message
+    output = finish(sksearch_process("resume", str(copy), "--num-cpus", "2", "--quiet"))
+    assert "trials.parquet is damaged: rebuilding it" in output
+    repaired = read_trials(str(copy))
+    assert repaired.drop(columns="checkpoint").equals(read_trials(str(run_dir)).drop(columns="checkpoint"))
+    assert repaired["checkpoint"].iloc[0].startswith(str(copy))  # the copy's own checkpoint
+    assert {name: run_dir_bytes(run_dir, name) for name in original} == original  # the original untouched
+
+
+def command_line(pid):
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
+
+
+def test_a_stalled_node_stops_the_driver_with_the_resume_command_and_resume_finishes(tmp_path):
+    """The raylet stopped (SIGSTOP) until Ray declares its node dead (health checks made quick for
+    the test): the driver says so in one line with the resume command and exits 4, instead of
+    waiting forever; the resumed sweep ends with every trial completed."""
+    space = one_trial_space(tmp_path)
+    quick_checks = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "1000",
+                    "RAY_health_check_failure_threshold": "3"}  # fmt: skip
+    args = ["--storage", str(tmp_path), "--num-cpus", "2", "--quiet", "--set", "epochs=12", "--set", "val_samples=64"]
+    driver = sksearch_process("sweep", str(space), *args, start_new_session=True, env={**os.environ, **quick_checks})
+    run_dir = tmp_path / "one"
+    wait_for(lambda: any(lines for lines in results(run_dir).values()), what="a first reported epoch")
+    (raylet,) = [pid for pid in descendants(driver.pid) if "/raylet " in command_line(pid)]
+    os.kill(raylet, signal.SIGSTOP)
+    stalled = time.monotonic()
+    try:
+        output, _ = driver.communicate(timeout=240)
+    finally:
+        os.kill(raylet, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)  # what is left of the local Ray it started
+    assert driver.returncode == 4, output
+    assert time.monotonic() - stalled < 180
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("the Ray cluster is lost") and last.endswith(
+        f"`sksearch resume {run_dir}` continues the sweep"
+    )
+    output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
+    table = read_trials(str(run_dir))
+    assert list(table["status"]) == ["completed"] and table["epochs"].iloc[0] == 12, output

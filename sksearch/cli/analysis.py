@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sksearch.cli.common import float_list, positive_int, verb
+from sksearch.cli.common import float_list, out_folder, positive_int, verb
 from sksearch.cli.results import front_objectives
 
 
@@ -43,7 +43,7 @@ def _attention_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, help="synthetic images of this data seed (default: the recipe's, as evaluated)"
     )
-    parser.add_argument("--out", help="output folder (default: <source>/attention)")
+    parser.add_argument("--out", type=out_folder, help="output folder (default: <source>/attention)")
 
 
 @verb("attention", "SK attention vs. object scale (paper Sec. 4.4)", _attention_flags)

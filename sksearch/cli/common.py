@@ -51,6 +51,17 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
     return text, preset(text)
 
 
+def out_folder(text: str) -> str:
+    """An --out folder this user can create or write into (checked before any work starts)."""
+    from sksearch.files import check_writable_folder
+
+    try:
+        check_writable_folder(text, "--out")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(error.reason) from None
+    return text
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(item) for item in text.split(",")]

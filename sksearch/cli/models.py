@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sksearch.cli.common import positive_int, spec_argument, verb, write_or_print
+from sksearch.cli.common import out_folder, positive_int, spec_argument, verb, write_or_print
 from sksearch.spec import NetSpec
 
 
@@ -85,7 +85,7 @@ def _format_count(label: str, spec: NetSpec, results: dict) -> str:
 
 
 def _paper_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="results/paper", help="folder for complexity.csv and .md")
+    parser.add_argument("--out", type=out_folder, default="results/paper", help="folder for complexity.csv and .md")
 
 
 @verb("paper", "regenerate the paper's complexity columns beside the published figures", _paper_flags)

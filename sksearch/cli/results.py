@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sksearch.cli.common import float_list, positive_int, verb, write_or_print
+from sksearch.cli.common import float_list, out_folder, positive_int, verb, write_or_print
 from sksearch.schema import FRONT_SIZES, knob_columns, parse_objectives
 from sksearch.validation import ConfigError
 
@@ -90,9 +90,21 @@ def _pareto_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the front to this file instead of printing it")
 
 
+def _point(values) -> str:
+    return f"({', '.join(f'{v:g}' for v in values)})"
+
+
 @verb("pareto", "the non-dominated trials, hypervolume and knee", _pareto_flags)
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from sksearch.results import default_reference, hypervolume, knee, load_results, pareto, seed_means
+    from sksearch.results import (
+        default_reference,
+        hypervolume,
+        knee,
+        load_results,
+        pareto,
+        seed_means,
+        within_reference,
+    )
 
     frame = load_results(args.run_dirs)
     objectives = front_objectives(args.objectives, frame)
@@ -104,6 +116,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         if args.reference
         else default_reference(frame, objectives)
     )
+    inside = int(within_reference(front, objectives, reference).sum())
+    if args.reference and not inside:
+        fallback = _point(default_reference(frame, objectives))
+        raise ConfigError("--reference", "no front point is better than it in every objective (hypervolume 0); "
+                          f"give a point worse than the front, e.g. the default {fallback}")  # fmt: skip
     names = [name for name, _ in objectives]
     shown = front[["archid", "name", *[c for n in names for c in (n, f"{n}_std")], "n"]].copy()
     knee_index = knee(front, objectives)
@@ -117,11 +134,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         f"objectives {', '.join(f'{n}:{m}' for n, m in objectives)}",
         file=notes,
     )
-    print(
-        f"hypervolume {hypervolume(front, objectives, reference):.6g} against reference point "
-        f"({', '.join(f'{v:g}' for v in reference)})",
-        file=notes,
-    )
+    beyond = f" ({len(front) - inside} front points lie beyond it and add nothing)" if inside < len(front) else ""
+    print(f"hypervolume {hypervolume(front, objectives, reference):.6g} against reference point "
+          f"{_point(reference)}{beyond}", file=notes)  # fmt: skip
     knee_row = front.iloc[knee_index]
     print(
         f"knee: {knee_row['archid']} {knee_row['name']} (" + ", ".join(f"{n} {knee_row[n]:.4g}" for n in names) + ")",
@@ -187,7 +202,9 @@ def _format_comparison(table, knob: str) -> str:
 def _table_flags(parser: argparse.ArgumentParser) -> None:
     _run_dirs(parser)
     parser.add_argument("--paper", required=True, help="table3, table4, table5, table6, table7 or tables8")
-    parser.add_argument("--out", help="folder for paper_<table>.md and .csv (default: the first RUN_DIR)")
+    parser.add_argument(
+        "--out", type=out_folder, help="folder for paper_<table>.md and .csv (default: the first RUN_DIR)"
+    )
 
 
 @verb("table", "a paper table's layout with our measurements beside the published", _table_flags)
@@ -214,7 +231,12 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
     chosen.add_argument("--archid", help="the best trial of this network")
     parser.add_argument("--top", type=positive_int, default=1, help="with --best: how many")
     _objectives(parser, "with --pareto")
-    parser.add_argument("--out", required=True, help="folder to write one sub-folder per configuration into")
+    parser.add_argument(
+        "--out",
+        type=out_folder,
+        required=True,
+        help="a new or empty folder to write one sub-folder per configuration into",
+    )
 
 
 @verb("export", "write configurations that rebuild the exact model, with weights", _export_flags)

@@ -1,9 +1,10 @@
-"""Verbs that run sweeps: sweep, resume, status."""
+"""Verbs that run sweeps: sweep, resume, repair, status."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sksearch.cli.common import add_set_flag, int_list, parse_settings, positive_int, verb
 
@@ -26,7 +27,7 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", help="results root, a path or URI (default: results)")
     parser.add_argument("--name", help="sweep name (default: the space's name)")
     parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
-    parser.add_argument("--quiet", action="store_true", help="no live table")
+    parser.add_argument("--quiet", action="store_true", help="no live table and none of Ray's warnings")
 
 
 @verb("sweep", "run a search over a space on Ray Tune", _sweep_flags)
@@ -61,24 +62,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"objectives {', '.join(f'{m}:{o}' for m, o in search.objectives)} -> {plan.run_dir}"
     )
     table = run_sweep(plan, address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)
-    _print_outcome(plan.run_dir, table, search.objectives)
-    return 0
+    return _print_outcome(plan.run_dir, table, search.objectives)
 
 
 def _resume_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="the sweep folder (holding sweep.json)")
     parser.add_argument("--address", help="an existing Ray cluster: ray://host:10001 or auto")
     parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="none of Ray's warnings on the terminal")
 
 
 @verb("resume", "continue a sweep whose driver stopped", _resume_flags)
 def cmd_resume(args: argparse.Namespace) -> int:
     from sksearch.search import load_plan, resume_sweep
+    from sksearch.table import damaged_tables
 
     plan = load_plan(args.run_dir)
     print(f"resuming sweep {plan.name} in {args.run_dir}")
-    table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus)
-    _print_outcome(args.run_dir, table, plan.objectives)
+    for name in damaged_tables(args.run_dir):
+        print(f"{name} is damaged: rebuilding it from Ray's records of the trials first")
+    table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus, quiet=args.quiet)
+    return _print_outcome(args.run_dir, table, plan.objectives)
+
+
+def _repair_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="the sweep folder (holding sweep.json)")
+
+
+@verb("repair", "rebuild a sweep's damaged or deleted tables from Ray's records", _repair_flags)
+def cmd_repair(args: argparse.Namespace) -> int:
+    from sksearch.search import repair_sweep
+
+    table = repair_sweep(args.run_dir)
+    counts = table["status"].value_counts().to_dict() if len(table) else {}
+    summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "no finished trial"
+    print(f"rebuilt {args.run_dir}/trials.parquet ({len(table)} trials: {summary}) and history.parquet")
     return 0
 
 
@@ -98,7 +116,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     states = ", ".join(f"{state} {n}" for state, n in sorted(status["states"].items())) or "no trials yet"
     minutes = status["elapsed_s"] / 60
     timing = f"ran {minutes:.1f} min, ended {status['ended']}" if status["ended"] else f"running for {minutes:.1f} min"
-    print(f"sweep {status['sweep']} ({status['space']}): {states}; {timing}")
+    print(f"sweep {status['sweep']} ({status['space']}): {status['trials']} trials: {states}; {timing}")
+    if not status["driver_alive"] and any(status["states"].get(s) for s in ("interrupted", "not started")):
+        print(f"no driver is running it: `sksearch resume {args.run_dir}` continues it")
     best = status["best"]
     metric = status["objective"].split(":")[0]
     print(
@@ -108,8 +128,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outcome(run_dir: str, table, objectives) -> None:
-    """Where the table is, and the best trial or the Pareto front (written by sweep_outcome)."""
+# The exit status of a sweep some of whose trials errored after all their retries.
+TRIALS_ERRORED = 3
+
+
+def _print_outcome(run_dir: str, table, objectives) -> int:
+    """Where the table is, and the best trial or the Pareto front (written by sweep_outcome); the
+    exit status: TRIALS_ERRORED, naming them, if any trial errored after all its retries."""
     from sksearch.search.outcome import sweep_outcome
 
     outcome = sweep_outcome(run_dir, table, objectives)
@@ -124,3 +149,10 @@ def _print_outcome(run_dir: str, table, objectives) -> None:
         print(outcome.front[["archid", "name", *names, "n"]].to_string(index=False))
     if outcome.files:
         print(f"Pareto front: {' and '.join(str(p) for p in outcome.files)} (more: sksearch pareto {run_dir})")
+    errored = table[table["status"] == "error"] if len(table) else table
+    for row in errored.itertuples():
+        print(f"trial {row.trial_id} errored after all retries: {row.reason}", file=sys.stderr)
+    if len(errored):
+        print(f"{len(errored)} trials errored; their tracebacks are in {run_dir}/driver.log", file=sys.stderr)
+        return TRIALS_ERRORED
+    return 0

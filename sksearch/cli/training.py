@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sksearch.cli.common import add_set_flag, parse_settings, spec_argument, verb
+from sksearch.cli.common import add_set_flag, out_folder, parse_settings, spec_argument, verb
 from sksearch.validation import ConfigError
 
 
@@ -13,7 +13,7 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="preset name or spec YAML file")
     parser.add_argument("--recipe", default="smoke", help="recipe preset: smoke, proxy, cifar or imagenet")
     add_set_flag(parser)
-    parser.add_argument("--out", help="output folder (default results/train/<name>)")
+    parser.add_argument("--out", type=out_folder, help="output folder (default results/train/<name>)")
     parser.add_argument("--restart", action="store_true", help="ignore a checkpoint already in --out")
 
 

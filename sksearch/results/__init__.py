@@ -8,7 +8,16 @@ column means). Modules: `tables` (load, query), `fronts` (Pareto, hypervolume, k
 
 from sksearch.results.comparison import compare, published_errors
 from sksearch.results.exports import export, load_export, select_for_export
-from sksearch.results.fronts import Objectives, default_reference, hypervolume, knee, non_dominated, pareto, seed_means
+from sksearch.results.fronts import (
+    Objectives,
+    default_reference,
+    hypervolume,
+    knee,
+    non_dominated,
+    pareto,
+    seed_means,
+    within_reference,
+)
 from sksearch.results.paper_tables import (
     PAPER_TABLES,
     paper_table,
@@ -41,5 +50,6 @@ __all__ = [
     "seed_means",
     "select_for_export",
     "sweep_objectives",
+    "within_reference",
     "write_paper_table",
 ]

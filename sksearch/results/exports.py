@@ -55,12 +55,17 @@ def export(trials: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     from sksearch.train import CHECKPOINT, load_checkpoint
 
     out_dir = Path(out_dir)
-    folders = []
-    for row in trials.to_dict("records"):
-        folder = out_dir / f"{row['archid']}-{row['trial_id']}"
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ConfigError("--out", f"{out_dir} is not empty; export into a new or empty folder")
+    rows = trials.to_dict("records")
+    for row in rows:  # every checkpoint is there before the first file is written
         checkpoint = row.get("checkpoint")
         if not isinstance(checkpoint, str) or not exists(join(checkpoint, CHECKPOINT)):
             raise ConfigError(f"trial {row['trial_id']}", f"has no checkpoint to export (checkpoint: {checkpoint!r})")
+    folders = []
+    for row in rows:
+        folder = out_dir / f"{row['archid']}-{row['trial_id']}"
+        checkpoint = row["checkpoint"]
         trained, weights, recipe = load_checkpoint(_local(join(checkpoint, CHECKPOINT)))
         declared = NetSpec.from_dict(json.loads(row["spec"]))
         atomic_write_text(folder / "spec.yaml", trained.to_yaml())

@@ -78,10 +78,14 @@ def default_reference(frame: pd.DataFrame, objectives: Objectives) -> list[float
 def hypervolume(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> float:
     """The volume the front dominates, bounded by `reference` (in each objective's own units)."""
     signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
-    points = _as_minimised(front, objectives)
-    bound = np.asarray(reference, dtype=float) * signs
-    points = points[np.all(points < bound, axis=1)]
-    return float(_hypervolume(points, bound))
+    points = _as_minimised(front, objectives)[within_reference(front, objectives, reference)]
+    return float(_hypervolume(points, np.asarray(reference, dtype=float) * signs))
+
+
+def within_reference(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> np.ndarray:
+    """Which points are better than `reference` in every objective: only they add hypervolume."""
+    signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
+    return np.all(_as_minimised(front, objectives) < np.asarray(reference, dtype=float) * signs, axis=1)
 
 
 def _hypervolume(points: np.ndarray, bound: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from sksearch.files import atomic_write_text
 from sksearch.paper import published, twin_of
 from sksearch.presets import preset
 from sksearch.results.statistics import kendall_tau, paired_summary, seed_differences, verdict
+from sksearch.schema import network_names
 from sksearch.validation import ConfigError
 
 PAPER_TABLES = {"table3": "T3", "table4": "T4", "table5": "T5", "table6": "T6", "table7": "T7", "tables8": "S8"}
@@ -68,11 +69,13 @@ def paper_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
                 "gmacs": round(ours["gmacs"].mean(), 4) if len(ours) else round(spec_complexity.gmacs, 4),
             }
         )
+    names = network_names(done)
     for archid, group in done[~matched].groupby("archid", sort=False):
+        name = names[group.index[0]]
         out.append(
             {
                 "row": "extra",
-                "model": archid,
+                "model": archid if name == archid else f"{name} [{archid}]",  # readable, and exact
                 **_measured(group),
                 "params_m": round(group["params_m"].mean(), 3),
                 "gmacs": round(group["gmacs"].mean(), 4),

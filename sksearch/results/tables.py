@@ -10,7 +10,7 @@ import pandas as pd
 
 from sksearch.files import exists, is_uri, join, read_bytes
 from sksearch.schema import parse_objectives, with_spec_columns
-from sksearch.table import PLAN, TRIALS, read_history, read_trials
+from sksearch.table import PLAN, TRIALS, read_complete_trials, read_history
 from sksearch.validation import ConfigError
 
 
@@ -23,7 +23,7 @@ def load_results(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
             raise ConfigError(location, "does not exist")
         if not exists(join(location, PLAN)):
             raise ConfigError(location, f"is not a sksearch sweep folder (no {PLAN})")
-        frame = read_trials(location)
+        frame = read_complete_trials(location)
         if len(frame):
             frame["run_dir"] = location
             frames.append(frame)

@@ -10,7 +10,7 @@ Modules, in the order data flows through them:
 - `plan`: `SweepPlan` (sweep.json), every check before Ray starts; `status`: a sweep's progress;
 - `trial`, `searchers`, `schedulers`, `callbacks`, `run`: the sweep on Ray Tune (these import Ray).
 
-The names below need no Ray; `run_sweep` and `resume_sweep` import it when first used.
+The names below need no Ray; `run_sweep`, `resume_sweep` and `repair_sweep` import it when first used.
 """
 
 from sksearch.search.plan import Resources, SweepPlan, load_plan, plan_sweep
@@ -20,7 +20,7 @@ from sksearch.search.status import sweep_status
 
 
 def __getattr__(name: str):
-    if name in ("run_sweep", "resume_sweep"):
+    if name in ("run_sweep", "resume_sweep", "repair_sweep"):
         from sksearch.search import run
 
         return getattr(run, name)
@@ -38,6 +38,7 @@ __all__ = [
     "load_space",
     "parse_space",
     "plan_sweep",
+    "repair_sweep",
     "resume_sweep",
     "run_sweep",
     "sweep_status",

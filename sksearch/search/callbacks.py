@@ -5,15 +5,21 @@ run ends, so a resumed run ends with the same table), and the compact live table
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from ray.tune import Callback
+import pandas as pd
+import ray
+from ray.tune import Callback, TuneError
 
-from sksearch.files import join, read_bytes
+from sksearch.files import is_uri, join, read_bytes
+from sksearch.schema import best_trials, network_names
 from sksearch.search.plan import SweepPlan
+from sksearch.search.status import unmark_driver
 from sksearch.table import HISTORY_COLUMNS, read_trials, trial_row, write_history, write_trials
 
 
@@ -22,11 +28,22 @@ class TableCallback(Callback):
 
     def __init__(self, plan: SweepPlan):
         self.plan = plan
+        self.run_dir = plan.run_dir
         self.rows: dict[str, dict[str, Any]] = {}
+
+    def _follow(self, trials) -> None:
+        """Write where the trials are: Ray restores this callback from the run folder with the path
+        it was created with, and a folder resumed after a copy or a move must not write into the old
+        one. (At a URI, resume refuses a folder that is not where its plan says.)"""
+        paths = [trial.path for trial in trials if trial.path]
+        if paths and not is_uri(self.plan.storage):
+            here = os.path.dirname(paths[0].rstrip("/"))
+            if here != self.run_dir:
+                self.run_dir, self.rows = here, {}
 
     def _load(self) -> None:
         if not self.rows:
-            table = read_trials(self.plan.run_dir)
+            table = read_trials(self.run_dir)
             self.rows = {row["trial_id"]: row for row in table.to_dict("records")} if len(table) else {}
 
     def _row(self, trial) -> dict[str, Any]:
@@ -53,9 +70,10 @@ class TableCallback(Callback):
         )
 
     def _record(self, trial) -> None:
+        self._follow([trial])
         self._load()
         self.rows[trial.trial_id] = self._row(trial)
-        write_trials(self.plan.run_dir, self.rows.values())
+        write_trials(self.run_dir, self.rows.values())
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial)
@@ -64,21 +82,98 @@ class TableCallback(Callback):
         self._record(trial)
 
     def on_experiment_end(self, trials, **info):
+        self._follow(trials)
         self._load()
+        self.reconcile(trials)
+
+    def reconcile(self, trials) -> None:
+        """A row for every finished trial and the history of all of them, both written whole."""
         history = []
         for trial in trials:
             if trial.status in ("TERMINATED", "ERROR"):
                 self.rows[trial.trial_id] = self._row(trial)
             history.extend(_trial_history(trial))
-        write_trials(self.plan.run_dir, self.rows.values())
-        write_history(self.plan.run_dir, history)
+        write_trials(self.run_dir, self.rows.values())
+        write_history(self.run_dir, history)
+
+
+class TrialNotes(Callback):
+    """One line on stderr when a trial crashes (and is retried from its checkpoint) or errors for
+    good, in place of Ray's tracebacks, which go to the run's driver.log."""
+
+    def __init__(self, plan: SweepPlan):
+        self.plan = plan
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        retry = f"retry {trial.num_failures} of {self.plan.max_failures}"
+        self._note(f"trial {trial.trial_id} crashed ({_error_line(trial)}); {retry}, from its last checkpoint")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._note(f"trial {trial.trial_id} errored after {self.plan.max_failures} retries: {_error_line(trial)}")
+
+    def _note(self, text: str) -> None:
+        print(f"[{self.plan.name}] {text}", file=sys.stderr, flush=True)
+
+
+# The exit status of a driver that lost its Ray cluster (every node dead) and stopped.
+CLUSTER_LOST = 4
+
+
+class ClusterWatch(Callback):
+    """Stops the driver when the Ray cluster has had no CPU for `grace` seconds: its nodes are
+    dead (a stalled machine missed its health checks) and Tune would wait for them forever. It
+    says so in one line with the command that continues the sweep, and exits like a killed driver,
+    which `resume` recovers from exactly."""
+
+    def __init__(self, run_dir: str, grace: float = 60.0, every: float = 5.0):
+        self.run_dir, self.grace, self.every = run_dir, grace, every
+        self.setup()
+
+    def setup(self, **info):
+        self.checked = self.seen = time.monotonic()  # also after a resume: the clock is this process's
+
+    def on_step_begin(self, iteration, trials, **info):
+        now = time.monotonic()
+        if now - self.checked < self.every:
+            return
+        self.checked = now
+        if ray.cluster_resources().get("CPU", 0) > 0:
+            self.seen = now
+        elif now - self.seen > self.grace:
+            print(f"the Ray cluster is lost (no live node for {now - self.seen:.0f} s); `sksearch resume "
+                  f"{self.run_dir}` continues the sweep", file=sys.stderr, flush=True)  # fmt: skip
+            unmark_driver(self.run_dir)
+            os._exit(CLUSTER_LOST)
+
+
+def _error_line(trial) -> str:
+    """The exception of a trial's error and its message, in one line: from the error Ray holds
+    (while it runs the trial) or the error.txt it wrote into the trial folder (read afterwards)."""
+    try:
+        error = trial.get_error()
+    except Exception:  # read back without a Ray session, Ray cannot find its staging folder
+        error = None
+    if error is None:
+        try:
+            text = read_bytes(join(trial.path, "error.txt")).decode(errors="replace")
+        except OSError:
+            return "the trial crashed"
+    else:
+        text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Failure #")]
+    raised = [match for line in lines if (match := _RAISED.match(line))]
+    if raised:
+        return f"{raised[-1]['name'].rsplit('.', 1)[-1]}: {raised[-1]['message']}"
+    name = f"{type(error).__name__}: " if isinstance(error, Exception) and not isinstance(error, TuneError) else ""
+    return name + (lines[0] if lines else "the trial crashed")
+
+
+_RAISED = re.compile(r"(?P<name>[\w.]*(?:Error|Exception|Interrupt)): (?P<message>.+)")
 
 
 def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:
     if trial.status == "ERROR":
-        error = trial.get_error()
-        text = str(error).strip().splitlines() if error else []
-        return "error", (text[-1] if text else "the trial crashed")
+        return "error", _error_line(trial)
     status = last.get("status")
     if status in ("completed", "failed"):
         return status, last.get("reason") or ""
@@ -88,26 +183,50 @@ def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:
 def _trial_history(trial) -> list[dict[str, Any]]:
     """Per-epoch metrics from the trial's own result log (persisted by Ray, so a resumed run has
     them all)."""
+    return [{"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}} for record in _results(trial)]
+
+
+def _results(trial) -> list[dict[str, Any]]:
+    """The epochs a trial reported, from its result.json (a line cut short by a crash is skipped)."""
     try:
-        text = read_bytes(join(trial.path, "result.json")).decode()
-    except (OSError, FileNotFoundError):
+        text = read_bytes(join(trial.path, "result.json")).decode(errors="replace")
+    except OSError:
         return []
-    rows = []
+    records = []
     for line in text.splitlines():
-        record = json.loads(line)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
         if "top1_err" in record:
-            rows.append({"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}})
-    return rows
+            records.append(record)
+    return records
+
+
+def rebuild_tables(plan: SweepPlan, trials) -> pd.DataFrame:
+    """trials.parquet and history.parquet rebuilt from Ray's records of `trials` alone (a table
+    damaged or deleted). A trial Ray's state still calls unfinished whose own log says it ended is
+    finished: the state is saved less often than the log."""
+    for trial in trials:
+        records = _results(trial)
+        if records and records[-1].get("status") in ("completed", "failed"):
+            trial.update_last_result(records[-1])
+            trial.set_status(trial.TERMINATED)
+    table = TableCallback(plan)
+    table.reconcile(trials)
+    return read_trials(plan.run_dir)
 
 
 class LiveTable(Callback):
-    """A compact live table of trials on the terminal (status, epoch, the first objective, GMACs,
-    knobs), at most every `interval` seconds."""
+    """A live view of the sweep on the terminal, at most every `interval` seconds, that stays short
+    however many trials there are: counts by status, then the running trials, the best few and the
+    latest finished, each with its readable network name (schema.network_names)."""
 
-    def __init__(self, plan: SweepPlan, interval: float = 10.0, stream=sys.stdout):
-        self.plan, self.interval, self.stream = plan, interval, stream
+    def __init__(self, plan: SweepPlan, interval: float = 10.0, rows: int = 5):
+        self.plan, self.interval, self.rows = plan, interval, rows
         self.started = time.monotonic()
         self.shown = 0.0
+        self.finished_order: dict[str, int] = {}  # trial id -> the order it was first seen finished
 
     def on_step_end(self, iteration, trials, **info):
         if time.monotonic() - self.shown >= self.interval:
@@ -118,21 +237,67 @@ class LiveTable(Callback):
 
     def show(self, trials) -> None:
         self.shown = time.monotonic()
-        states: dict[str, int] = {}
+        lines = self.lines(trials, time.monotonic() - self.started)
+        print("\n".join(lines), file=sys.stdout, flush=True)
+
+    def lines(self, trials, elapsed: float) -> list[str]:
+        frame = self._frame(trials)
+        counts = frame["status"].value_counts()
+        summary = ", ".join(f"{status} {counts[status]}" for status in _LIVE_ORDER if status in counts)
+        lines = [f"[{self.plan.name}] {elapsed:6.0f}s  {len(frame)} trials: {summary}"]
+        metric, mode = self.plan.objectives[0]
+        finished = frame[frame["status"].isin(("completed", "failed", "stopped", "error"))]
+        sections = (
+            ("running", frame[frame["status"] == "running"]),
+            (f"best {metric}", best_trials(frame[frame["status"] == "completed"], metric, mode)),
+            ("latest finished", finished.sort_values("finished", ascending=False)),
+        )
+        for title, rows in sections:
+            if len(rows):
+                more = f" (+{len(rows) - self.rows} more)" if len(rows) > self.rows else ""
+                lines.append(f" {title}{more}:")
+                lines.extend(self._line(row, metric) for _, row in rows.head(self.rows).iterrows())
+        return lines
+
+    def _frame(self, trials) -> pd.DataFrame:
+        records, points = [], []
         for trial in trials:
-            states[trial.status] = states.get(trial.status, 0) + 1
-        summary = ", ".join(f"{state.lower()} {n}" for state, n in sorted(states.items()))
-        lines = [f"[{self.plan.name}] {time.monotonic() - self.started:6.0f}s  {summary}"]
-        epochs = self.plan.space.recipe.epochs
-        metric = self.plan.objectives[0][0]  # a metric column (sksearch.schema) every epoch reports
-        for trial in trials[-20:]:
+            point, seed = self.plan.point_and_seed(trial.config)
             last = trial.last_result or {}
-            point, _ = self.plan.point_and_seed(trial.config)
-            gmacs = self.plan.space.candidate(point).complexity.gmacs
-            value = last.get(metric)
-            knobs = " ".join(f"{k}={v}" for k, v in point.items())
-            lines.append(
-                f"  {trial.trial_id:12s} {trial.status:10s} epoch {last.get('epoch', 0):>3}/{epochs:<3} "
-                f"{metric} {'-' if value is None else f'{value:6.2f}':>6}  GMACs {gmacs:7.4f}  {knobs}"
-            )
-        print("\n".join(lines), file=self.stream, flush=True)
+            status = _live_status(trial, last)
+            points.append(point)
+            if status in ("completed", "failed", "stopped", "error"):
+                self.finished_order.setdefault(trial.trial_id, len(self.finished_order))
+            metric = self.plan.objectives[0][0]  # a metric column (sksearch.schema) every epoch reports
+            records.append({
+                "trial_id": trial.trial_id,
+                "status": status,
+                "seed": seed,
+                "epoch": last.get("epoch", 0),
+                metric: last.get(metric, float("nan")),
+                "gmacs": self.plan.space.candidate(point).complexity.gmacs,
+                "finished": self.finished_order.get(trial.trial_id, -1),
+            })  # fmt: skip
+        frame = pd.DataFrame(records)
+        if frame.empty:
+            return pd.DataFrame(columns=["status", "finished", self.plan.objectives[0][0]])
+        return frame.assign(name=network_names(pd.DataFrame(points, index=frame.index)))
+
+    def _line(self, row: pd.Series, metric: str) -> str:
+        epochs, value = self.plan.space.recipe.epochs, row[metric]
+        shown = "-" if pd.isna(value) else f"{value:.2f}"
+        return (
+            f"  {row['trial_id']:12s} {row['status']:9s} epoch {row['epoch']:>3}/{epochs:<3} "
+            f"{metric} {shown:>6}  GMACs {row['gmacs']:7.4f}  {row['name']}"
+        )
+
+
+# The order statuses are counted in; Ray's PENDING / RUNNING / PAUSED read in lower case.
+_LIVE_ORDER = ("pending", "running", "paused", "completed", "stopped", "failed", "error")
+
+
+def _live_status(trial, last: Mapping[str, Any]) -> str:
+    """The trial's status as the results table will name it (ASHA's stops read `stopped`)."""
+    if trial.status in ("TERMINATED", "ERROR"):
+        return "error" if trial.status == "ERROR" else _status_of(trial, last)[0]
+    return trial.status.lower()

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sksearch.files import exists, is_uri, join, read_bytes
+from sksearch.files import check_writable_folder, exists, is_uri, join, read_bytes
 from sksearch.presets import preset
 from sksearch.recipes import Recipe
 from sksearch.search.space import Draw, Space
@@ -71,6 +71,14 @@ class SweepPlan:
         if search.algorithm == "grid":
             return space.enumerate()
         return space.sample(search.num_samples, seed=search.seeds[0])
+
+    @property
+    def total_trials(self) -> int:
+        """How many trials the sweep runs: each candidate once per seed (grid, random), or num_samples."""
+        search = self.space.search
+        if search.algorithm in ("grid", "random"):
+            return len(self.candidates) * len(search.seeds)
+        return int(search.num_samples or 0)
 
     @property
     def run_dir(self) -> str:
@@ -202,7 +210,7 @@ def _as_flag_error(error: ConfigError) -> ConfigError:
 
 def resolve_storage(storage: str | None, address: str | None) -> str:
     """An absolute path or URI. With a cluster address a relative path is refused: workers on
-    other nodes could not see it."""
+    other nodes could not see it. A local folder must be one this user can write into."""
     location = storage or DEFAULT_STORAGE
     if is_uri(location):
         return location
@@ -212,6 +220,7 @@ def resolve_storage(storage: str | None, address: str | None) -> str:
             f"{location!r} is a relative path that workers on other nodes cannot see; with --address give "
             "an absolute path on shared storage or a URI (s3://, gs://, ...)",
         )
+    check_writable_folder(location, "--storage")
     return os.path.abspath(location)
 
 
@@ -219,6 +228,9 @@ def _check_search(plan: SweepPlan) -> None:
     space, search = plan.space, plan.space.search
     if search.algorithm == "grid" and not space.finite:
         raise ConfigError("--algorithm", "grid needs a finite space (it has a float range): use random, tpe or nsga2")
+    if search.algorithm != "grid" and search.num_samples is None:
+        raise ConfigError("--num-samples", f"{search.algorithm} needs a number of trials: give search.num_samples "
+                          "in the space file or --num-samples")  # fmt: skip
     if search.algorithm in ("grid", "random") and not len(plan.candidates):
         raise ConfigError("knobs", f"no feasible network in space {space.name}: {plan.candidates.summary()}")
     for index, name in enumerate(search.seed_presets):

@@ -2,36 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 
+import pandas as pd
 import ray
 from ray import tune
 
-from sksearch.files import is_uri, join, write_bytes
-from sksearch.search.callbacks import LiveTable, TableCallback
+from sksearch.files import check_writable_folder, is_uri, join, write_bytes
+from sksearch.search.callbacks import ClusterWatch, LiveTable, TableCallback, TrialNotes, rebuild_tables
 from sksearch.search.plan import SweepPlan, load_plan
 from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
+from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
-from sksearch.table import PLAN, read_trials
+from sksearch.table import DRIVER_LOG, PLAN, damaged_tables, read_trials
 from sksearch.validation import ConfigError
 
+# Ray's health checks of a local instance, sized for a busy laptop: Ray's defaults (every 3 s, dead
+# after 5 missed checks of 10 s) declared the only node dead at load 4.6 on 2 cores. These allow
+# stalls of about two minutes (an environment variable of the same name still wins).
+_PATIENT_HEALTH_CHECKS = {"health_check_period_ms": "5000", "health_check_timeout_ms": "30000",
+                          "health_check_failure_threshold": "20"}  # fmt: skip
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join a cluster (`ray://...` or `auto`) or start a local Ray with num_cpus and no dashboard."""
+
+def connect(address: str | None = None, num_cpus: int | None = None, quiet: bool = False) -> None:
+    """Join a cluster (`ray://...` or `auto`) or start a local Ray with num_cpus and no dashboard.
+    Ray's own lines stay off the terminal (its logs stay in its session folder): warnings only, none
+    when `quiet`."""
     # checkpointing every epoch is intended; Tune's warning about it is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # the live table replaces Tune's banner, its TensorBoard hint and its progress output
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    level = logging.ERROR if quiet else logging.WARNING
+    for name, value in _PATIENT_HEALTH_CHECKS.items():
+        os.environ.setdefault(f"RAY_{name}", value)
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=level)
         else:
             # "local": a new instance even when `ray start` left a cluster running on this machine
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                     log_to_driver=False, logging_level=level)  # fmt: skip
     for name in ("ray", "ray.tune", "ray.train"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(level)
 
 
 def _trainable(plan: SweepPlan, trial_fn: Callable):
@@ -60,8 +78,39 @@ def _trainable(plan: SweepPlan, trial_fn: Callable):
     return tune.with_resources(tune.with_parameters(trial_fn, plan=plan), request), plan
 
 
+@contextlib.contextmanager
+def _driving(run_dir: str):
+    """While the sweep runs: this process is marked as its driver (for `status`), and Tune's and
+    Train's log lines (tracebacks of crashed trials among them) go to the run's driver.log rather
+    than the terminal; TrialNotes says in one line what happened. A run at a URI keeps them in a
+    local temporary file named after it."""
+    name = os.path.basename(run_dir.rstrip("/"))
+    log = (
+        os.path.join(tempfile.gettempdir(), f"sksearch-{name}-driver.log")
+        if is_uri(run_dir)
+        else join(run_dir, DRIVER_LOG)
+    )
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    handler = logging.FileHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    mark_driver(run_dir)
+    try:
+        yield
+    finally:
+        unmark_driver(run_dir)
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.propagate = True
+        handler.close()
+
+
 def _run_config(plan: SweepPlan, progress: bool):
-    callbacks = [TableCallback(plan)] + ([LiveTable(plan)] if progress else [])
+    callbacks = [TableCallback(plan), TrialNotes(plan), ClusterWatch(plan.run_dir)]
+    callbacks += [LiveTable(plan)] if progress else []
     return tune.RunConfig(
         name=plan.name,
         storage_path=plan.storage,
@@ -81,7 +130,7 @@ def run_sweep(
     trial_fn: Callable = run_trial,
 ):
     """Run a planned sweep to the end; returns the results table (a DataFrame)."""
-    connect(address, num_cpus)
+    connect(address, num_cpus, quiet=not progress)
     trainable, plan = _trainable(plan, trial_fn)  # refuses resources the cluster cannot give
     param_space, search_alg, num_samples = search_setup(plan)
     write_bytes(join(plan.run_dir, PLAN), plan.to_json().encode())
@@ -97,8 +146,38 @@ def run_sweep(
         ),
         run_config=_run_config(plan, progress),
     )
-    tuner.fit()
+    with _driving(plan.run_dir):
+        tuner.fit()
     return read_trials(plan.run_dir)
+
+
+def repair_sweep(run_dir: str) -> pd.DataFrame:
+    """Rebuild a sweep's trials.parquet and history.parquet from Ray's records (its experiment
+    state and each trial's result log); no Ray process is started."""
+    run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)
+    plan = _plan_here(run_dir)
+    if not tune.Tuner.can_restore(run_dir):
+        raise ConfigError(str(run_dir), "holds no Ray Tune experiment state to rebuild the table from")
+    return rebuild_tables(plan, tune.ExperimentAnalysis(run_dir).trials)
+
+
+def _plan_here(run_dir: str) -> SweepPlan:
+    """The sweep's plan, placed where the folder is now (a copied or moved folder is its own sweep)."""
+    plan = load_plan(run_dir)
+    if is_uri(run_dir) and plan.run_dir.rstrip("/") != run_dir.rstrip("/"):
+        raise ConfigError(run_dir, f"is a copy of the sweep at {plan.run_dir}; at a URI only the original is resumed")
+    return dataclasses.replace(
+        plan, storage=os.path.dirname(run_dir.rstrip("/")), name=os.path.basename(run_dir.rstrip("/"))
+    )
+
+
+def _stand_in_for_lost_checkpoints(run_dir: str) -> None:
+    """An empty folder where an unfinished trial's last checkpoint was deleted: Ray refuses to
+    restore a trial from a path that is gone, while the trial itself, finding no checkpoint file
+    there, continues from an older one or from epoch 0 and says so in its reason."""
+    for trial in tune.ExperimentAnalysis(run_dir).trials:
+        if trial.status != "TERMINATED" and trial.checkpoint is not None:
+            os.makedirs(trial.checkpoint.path, exist_ok=True)
 
 
 def resume_sweep(
@@ -106,20 +185,25 @@ def resume_sweep(
     *,
     address: str | None = None,
     num_cpus: int | None = None,
+    quiet: bool = False,
     trial_fn: Callable = run_trial,
 ):
     """Continue a sweep whose driver stopped: finished trials are kept, unfinished and errored
     ones continue from their checkpoints, the searcher's state (Optuna's study too) is restored.
     Ray restores the run's callbacks too, so the live table shows as the original sweep chose."""
     run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)
-    plan = load_plan(run_dir)
+    plan = _plan_here(run_dir)
+    if not is_uri(run_dir):
+        check_writable_folder(run_dir, run_dir)
     if not tune.Tuner.can_restore(run_dir):
         raise ConfigError(str(run_dir), "holds no Ray Tune experiment state to resume (did the sweep start?)")
-    plan = dataclasses.replace(
-        plan, storage=os.path.dirname(run_dir.rstrip("/")), name=os.path.basename(run_dir.rstrip("/"))
-    )
-    connect(address, num_cpus)
+    if damaged_tables(run_dir):  # the table callback goes on from the table: rebuild it first
+        repair_sweep(run_dir)
+    if not is_uri(run_dir):
+        _stand_in_for_lost_checkpoints(run_dir)
+    connect(address, num_cpus, quiet)
     trainable, _ = _trainable(plan, trial_fn)
     tuner = tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    tuner.fit()
+    with _driving(run_dir):
+        tuner.fit()
     return read_trials(run_dir)

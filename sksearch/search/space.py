@@ -71,7 +71,7 @@ class SearchSettings:
     """How a sweep searches this space (used by `sksearch sweep`)."""
 
     algorithm: str = "grid"
-    num_samples: int = 1
+    num_samples: int | None = None  # trials of random/tpe/nsga2: required by them, unused by grid
     objectives: tuple[tuple[str, str], ...] = (("top1_err", "min"),)
     seed_presets: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)

@@ -126,7 +126,9 @@ def _parse_search(value: Any) -> SearchSettings:
         raise ConfigError("search.seeds", f"must be a non-empty list of integers, got {seeds!r}")
     return SearchSettings(
         algorithm=one_of(value.get("algorithm", "grid"), ALGORITHMS, "search.algorithm"),
-        num_samples=integer(value.get("num_samples", 1), "search.num_samples", minimum=1),
+        num_samples=None
+        if value.get("num_samples") is None
+        else integer(value["num_samples"], "search.num_samples", minimum=1),
         # at most 3: the Pareto front, its hypervolume and plot take 2 or 3
         objectives=parse_objectives(value.get("objectives", ["top1_err:min"]), "search.objectives", sizes=range(1, 4)),
         seed_presets=tuple(seed_presets),

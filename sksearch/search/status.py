@@ -1,30 +1,45 @@
 """`sksearch status`: a sweep's counts by state, best trial so far and elapsed time, read from its
 plan, its table and Ray's experiment state (no Ray process needed).
+
+Each trial is counted once: by its table row when it has one (final), else by Ray's state. Ray's
+`pending`, `running` and `paused` read `interrupted` when no driver is alive (the run folder's
+driver.json names the driver's host and pid while it runs). Trials the search has not created yet
+count as `not started`, so that the counts add up to the sweep's trials.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sksearch.files import is_uri
+from sksearch.files import atomic_write_text, is_uri
 from sksearch.schema import best_trial
 from sksearch.search.plan import load_plan
-from sksearch.table import TRIALS, read_trials
+from sksearch.table import TRIALS, ray_trial_states, read_complete_trials
+
+DRIVER = "driver.json"
+UNFINISHED = ("pending", "running", "paused")
 
 
 def sweep_status(run_dir: str) -> dict[str, Any]:
     """Counts by state, best so far, and time: `elapsed_s` since the sweep was planned, up to its
     end (`ended`, the last table write) once no trial is pending, running or paused."""
     plan = load_plan(run_dir)
-    table = read_trials(run_dir)
-    states = _ray_states(run_dir)
-    for status in table["status"] if len(table) else []:
-        states[status] = states.get(status, 0) + 1
+    table = read_complete_trials(run_dir)
+    ray_states = ray_trial_states(run_dir)
+    recorded = dict(zip(table["trial_id"], table["status"], strict=True)) if len(table) else {}
+    alive = driver_alive(run_dir)
+    states: dict[str, int] = {}
+    for state in {**ray_states, **recorded}.values():
+        state = state if alive or state not in UNFINISHED else "interrupted"
+        states[state] = states.get(state, 0) + 1
+    total = plan.total_trials
+    if total > sum(states.values()):
+        states["not started"] = total - sum(states.values())
     metric, mode = plan.objectives[0]
     best = None
     finished = table[table["status"] == "completed"] if len(table) else table
@@ -32,11 +47,13 @@ def sweep_status(run_dir: str) -> dict[str, Any]:
         row = best_trial(finished, metric, mode)
         best = {"trial_id": row["trial_id"], "archid": row["archid"], metric: float(row[metric])}
     created = datetime.fromisoformat(plan.created)
-    ended = _ended(run_dir, states)
+    ended = None if alive else _ended(run_dir)
     return {
         "sweep": plan.name,
         "space": plan.space_file,
         "states": states,
+        "trials": total,
+        "driver_alive": alive,
         "best": best,
         "objective": f"{metric}:{mode}",
         "elapsed_s": ((ended or datetime.now(timezone.utc)) - created).total_seconds(),
@@ -45,27 +62,43 @@ def sweep_status(run_dir: str) -> dict[str, Any]:
     }
 
 
-def _ended(run_dir: str, states: dict[str, int]) -> datetime | None:
-    """When a sweep with no trial pending, running or paused last wrote its table (None while one
-    is, or for a sweep at a URI): the run's end, so its duration stops growing."""
+def _ended(run_dir: str) -> datetime | None:
+    """When the table was last written: the run's end once no driver runs it (None at a URI)."""
     table = os.path.join(run_dir, TRIALS)
-    if is_uri(run_dir) or any(states.get(state) for state in ("pending", "running", "paused")):
+    if is_uri(run_dir) or not os.path.exists(table):
         return None
-    return datetime.fromtimestamp(os.path.getmtime(table), timezone.utc) if os.path.exists(table) else None
+    return datetime.fromtimestamp(os.path.getmtime(table), timezone.utc)
 
 
-def _ray_states(run_dir: str) -> dict[str, int]:
-    """Trials Ray knows but the table does not yet hold (pending, running, paused)."""
+# -- the driver marker: who runs the sweep now ------------------------------------------------
+
+
+def mark_driver(run_dir: str) -> None:
+    """Record this process as the sweep's driver (local run folders only)."""
+    if not is_uri(run_dir):
+        atomic_write_text(os.path.join(run_dir, DRIVER), json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+
+
+def unmark_driver(run_dir: str) -> None:
+    if not is_uri(run_dir):
+        Path(run_dir, DRIVER).unlink(missing_ok=True)
+
+
+def driver_alive(run_dir: str) -> bool:
+    """Whether a driver runs the sweep: its marker exists and, on this host, its process lives
+    (on another host the marker is trusted). At a URI: unknown, taken as alive."""
     if is_uri(run_dir):
-        return {}
-    files = sorted(glob.glob(os.path.join(run_dir, "experiment_state-*.json")))
-    if not files:
-        return {}
-    state = json.loads(Path(files[-1]).read_text())
-    counts: dict[str, int] = {}
-    for entry in state.get("trial_data", []):
-        trial_json = json.loads(entry[0]) if isinstance(entry, list) else entry
-        status = str(trial_json.get("status", "")).lower()
-        if status in ("pending", "running", "paused"):
-            counts[status] = counts.get(status, 0) + 1
-    return counts
+        return True
+    try:
+        driver = json.loads(Path(run_dir, DRIVER).read_text())
+    except (OSError, ValueError):
+        return False
+    if driver.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(driver["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

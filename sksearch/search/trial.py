@@ -41,15 +41,33 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
         return
     workdir = Path(tempfile.mkdtemp(prefix="sksearch-trial-"))
     try:
-        restored = tune.get_checkpoint()
-        if restored is not None:
-            with restored.as_directory() as folder:
-                shutil.copy(Path(folder) / CHECKPOINT, workdir / CHECKPOINT)
+        note = _restore_into(workdir, tune.get_checkpoint())
+        if note:
+            static["reason"] = note
         reporter = _Reporter(static, recipe.epochs, _tune_report)
         result = train(candidate.spec, recipe, workdir, report=reporter)
         reporter.finish(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _restore_into(workdir: Path, restored) -> str:
+    """Copy the checkpoint a retried trial continues from into `workdir`. When its last checkpoint
+    is gone, the newest older one that exists (or none: epoch 0) serves; the note says so."""
+    if restored is None:
+        return ""
+    try:
+        with restored.as_directory() as folder:
+            shutil.copy(Path(folder) / CHECKPOINT, workdir / CHECKPOINT)
+        return ""
+    except FileNotFoundError:
+        pass
+    last = Path(restored.path)
+    older = sorted(last.parent.glob(f"checkpoint_*/{CHECKPOINT}")) if last.parent.is_dir() else []
+    if older:
+        shutil.copy(older[-1], workdir / CHECKPOINT)
+        return f"its last checkpoint {last.name} was gone: continued from {older[-1].parent.name}"
+    return f"its last checkpoint {last.name} was gone: trained again from epoch 0"
 
 
 class _Reporter:
@@ -147,10 +165,9 @@ def _data_parallel_worker(config: dict[str, Any]) -> None:
     spec, recipe = NetSpec.from_dict(config["spec"]), recipe_from(config["recipe"])
     workdir = Path(tempfile.mkdtemp(prefix="sksearch-worker-"))
     try:
-        restored = ray.train.get_checkpoint()
-        if restored is not None:
-            with restored.as_directory() as folder:
-                shutil.copy(Path(folder) / CHECKPOINT, workdir / CHECKPOINT)
+        note = _restore_into(workdir, ray.train.get_checkpoint())
+        if note:
+            config["static"]["reason"] = note
 
         def send(payload: dict[str, Any], checkpoint: Path | None) -> None:
             _report_with_checkpoint(ray.train.report, ray.train.Checkpoint, payload, checkpoint)
