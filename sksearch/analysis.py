@@ -17,7 +17,7 @@ import torch
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.layers import record_attention
 from sksearch.results import Objectives, knee, pareto, seed_means
-from sksearch.schema import axis_label, best_trials, design_columns, is_spec_column, network_names
+from sksearch.schema import axis_label, best_trials, design_columns, is_spec_column, network_names, results_of
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -136,7 +136,7 @@ def plot_edf(frame: pd.DataFrame, out: str | Path, by: Sequence[str] | None = No
     """One panel per design choice, one EDF curve per value of it."""
     plt = _pyplot()
     _check_metric(frame, metric)
-    done = frame[frame["status"] == "completed"].dropna(subset=[metric])
+    done = results_of(frame).dropna(subset=[metric])
     columns = list(by) if by else design_choices(done)
     for column in columns:
         if column not in done:
@@ -169,7 +169,7 @@ def plot_curves(
     if history.empty:
         raise ConfigError("RUN_DIR", "has no history.parquet yet (it is written when a sweep run ends)")
     _check_metric(history, metric)
-    done = frame[frame["status"] == "completed"].assign(name=network_names)
+    done = results_of(frame).assign(name=network_names)
     best = best_trials(done, metric).head(top)
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for row in best.to_dict("records"):

@@ -34,7 +34,12 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "trial_id": (IDENTITY, "Ray Tune's trial id"),
     "sweep": (IDENTITY, "the sweep's name"),
     "run_dir": (IDENTITY, "the sweep folder the row was read from (added by load_results)"),
-    "status": (IDENTITY, "completed, failed (ended itself; reason says why), stopped (early stopping), error"),
+    "status": (
+        IDENTITY,
+        "completed, reused (a completed trial answered from the trial store), failed (ended "
+        "itself; reason says why), stopped (early stopping), error (crashed after all retries)",
+    ),
+    "reused_from": (IDENTITY, "`<sweep>/<trial id>` of the stored trial that answered this row (else empty)"),
     "reason": (IDENTITY, "why a trial failed, stopped or crashed"),
     "archid": (IDENTITY, "hash of the network as declared (NetSpec.archid)"),
     "spec": (IDENTITY, "the declared network as JSON (NetSpec.from_dict rebuilds it)"),
@@ -212,6 +217,15 @@ def _objective(item: Any, path: str, frame: pd.DataFrame | None) -> tuple[str, s
     if frame is not None and not pd.api.types.is_numeric_dtype(frame[name]):
         raise ConfigError(path, f"column {name!r} is not numeric")
     return name, mode
+
+
+# Statuses whose metrics are a finished training's results (fronts, tables, exports and EDFs use them).
+RESULT_STATUSES = ("completed", "reused")
+
+
+def results_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that are finished results: completed trials and those answered from the store."""
+    return frame[frame["status"].isin(RESULT_STATUSES)] if "status" in frame and len(frame) else frame
 
 
 def best_trials(frame: pd.DataFrame, metric: str, mode: str = "min") -> pd.DataFrame:

@@ -252,3 +252,74 @@ def test_the_live_table_stays_short_and_names_networks_and_stopped_trials():
     assert best.split()[1:2] == ["completed"] and "70.10" in best  # trial 199, the best completed
     rows = [line for line in lines if line.startswith("  ")]
     assert len(rows) == 9 and all(line.endswith((" SK", " sum")) for line in rows)  # e.g. `K3+K5 SK`
+
+
+def test_the_store_answers_a_rerun_and_trains_only_new_networks(tmp_path, capsys):
+    """A finished sweep run again under another name trains nothing (no Ray trial at all); a new
+    knob value trains exactly the new network; --no-reuse trains again."""
+    one = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5]}\nrecipe: smoke\n", "one.yaml")
+    two = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n", "two.yaml")
+    quick = {**QUICK, "epochs": 1}
+    first = run_sweep(plan_sweep(one, settings=quick, storage=str(tmp_path), name="first"), progress=False)
+    again = run_sweep(plan_sweep(one, settings=quick, storage=str(tmp_path), name="again"), progress=False)
+    assert list(again["status"]) == ["reused"] and again["reused_from"].iloc[0] == f"first/{first['trial_id'][0]}"
+    assert again["top1_err"].iloc[0] == first["top1_err"].iloc[0] and not list((tmp_path / "again").glob("run_trial*"))
+    assert len(read_history(str(tmp_path / "again"))) == 1  # the stored history came along
+    wider = run_sweep(plan_sweep(two, settings=quick, storage=str(tmp_path), name="wider"), progress=False)
+    assert sorted(wider["status"]) == ["completed", "reused"]
+    assert wider.set_index("status").loc["completed", "branches"] == "K3+K7"  # only the new network trained
+    fresh = run_sweep(plan_sweep(one, settings=quick, storage=str(tmp_path), name="fresh", reuse=False), progress=False)
+    assert list(fresh["status"]) == ["completed"]
+    assert main(["store", "ls", "--store", str(tmp_path / "store")]) == 0
+    assert "3 records of 2 keys" in capsys.readouterr().out  # K3+K5 twice (first, fresh), K3+K7 once
+    assert main(["pareto", str(tmp_path / "again")]) == 0  # a reused row is a result like a completed one
+
+
+def test_tpe_never_trains_a_network_twice_and_stops_when_nothing_new_is_left(tmp_path):
+    """Four networks, six samples asked: TPE's repeated suggestions are answered (from the sweep's
+    own results), never trained again, and the search ends with the four."""
+    plan = plan_sweep(SPACES / "smoke.yaml", settings={**QUICK, "epochs": 1}, storage=str(tmp_path),
+                      algorithm="tpe", num_samples=6)  # fmt: skip
+    table = run_sweep(plan, progress=False)
+    assert len(table) == 4 and table["archid"].is_unique and set(table["status"]) == {"completed"}
+
+
+def test_a_trial_stopped_early_before_goes_on_from_its_stored_checkpoint(tmp_path):
+    """The store holds a trial of this network, recipe and seed that early stopping ended after
+    epoch 1 (a real checkpoint); asked for 2 epochs, the sweep continues it instead of starting over."""
+    from sksearch.search.store import Record, Store, trial_key
+    from sksearch.train import train
+
+    one = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5]}\nrecipe: smoke\n", "one.yaml")
+    plan = plan_sweep(one, settings={**QUICK, "epochs": 2}, storage=str(tmp_path), name="full")
+    (candidate,) = plan.candidates
+    recipe = plan.recipe_for(candidate.knobs, 0)
+
+    class Stopped(Exception):
+        pass
+
+    def stop_after_epoch_1(metrics, checkpoint):
+        if metrics["epoch"] == 1:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        train(candidate.spec, recipe, tmp_path / "early", report=stop_after_epoch_1)
+    row = {"sweep": "asha", "trial_id": "t0", "status": "stopped", "epochs": 1, "checkpoint": str(tmp_path / "early")}
+    Store(plan.store_location).put(Record(trial_key(candidate.spec, recipe), row, ()))
+    (done,) = run_sweep(plan, progress=False).to_dict("records")
+    assert done["status"] == "completed" and done["epochs"] == 2 and done["resumed_at_epoch"] == 1
+    assert done["reason"] == "continued from stored trial asha/t0 after epoch 1"
+
+
+def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp_path):
+    from sksearch.search.searchers import stored_results
+
+    quick = {**QUICK, "epochs": 1}
+    first = run_sweep(plan_sweep(SPACES / "smoke.yaml", settings=quick, storage=str(tmp_path), name="first",
+                                 algorithm="tpe", num_samples=2), progress=False)  # fmt: skip
+    plan = plan_sweep(SPACES / "smoke.yaml", settings=quick, storage=str(tmp_path), name="second",
+                      algorithm="tpe", num_samples=4)  # fmt: skip
+    known = stored_results(plan)  # given to the Optuna study as completed trials before it starts
+    assert sorted(values[0] for _, values in known) == sorted(first["top1_err"])
+    second = run_sweep(plan, progress=False)
+    assert len(second) == 2 and not set(second["archid"]) & set(first["archid"])  # the two it lacked

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from sksearch import __version__
-from sksearch.cli import analysis, models, results, spaces, sweeps, training
+from sksearch.cli import analysis, models, results, spaces, store, sweeps, training
 from sksearch.cli.common import VERBS
 from sksearch.validation import ConfigError
 
@@ -25,9 +25,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-_GROUPS = {"space": "inspect a search space file"}
-# the order verbs are listed in: networks, training, sweeps, spaces, results, pictures
-_MODULES = [module.__name__ for module in (models, training, sweeps, spaces, results, analysis)]
+_GROUPS = {"space": "inspect a search space file", "store": "the trial store: what is there, one entry, cleaning"}
+# the order verbs are listed in: networks, training, sweeps, the store, spaces, results, pictures
+_MODULES = [module.__name__ for module in (models, training, sweeps, store, spaces, results, analysis)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,8 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="sweep name (default: the space's name)")
     parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no live table and none of Ray's warnings")
+    parser.add_argument("--store", help="the trial store, a path or URI (default: <storage>/store)")
+    parser.add_argument("--no-reuse", action="store_true", help="train every trial, even those the store answers")
 
 
 @verb("sweep", "run a search over a space on Ray Tune", _sweep_flags)
@@ -55,6 +57,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         resources=resources,
         max_failures=args.max_failures,
+        store=args.store,
+        reuse=not args.no_reuse,
     )
     search = plan.space.search
     print(

@@ -11,7 +11,7 @@ from sksearch.paper import published
 from sksearch.presets import preset
 from sksearch.recipes import Recipe
 from sksearch.results.statistics import check_single_recipe, compare_knob
-from sksearch.schema import design_columns, is_spec_column, knob_columns
+from sksearch.schema import design_columns, is_spec_column, knob_columns, results_of
 from sksearch.validation import ConfigError
 
 
@@ -20,7 +20,7 @@ def compare(frame: pd.DataFrame, knob: str = "attention", metrics: Sequence[str]
     and overall the mean difference of each metric (value_b - value_a; for a boolean knob, with
     minus without) with its 95% interval, the verdict, the seeds that would resolve the gap, and
     the paper's difference where it has both rows (see sksearch.statistics)."""
-    done = frame[frame["status"] == "completed"] if "status" in frame else frame
+    done = results_of(frame)
     # a spec column is compared among spec columns, a knob among the sweeps' knobs (each restates the other)
     spec_design = [c for c in design_columns(done) if is_spec_column(c)]
     design = spec_design if is_spec_column(knob) else knob_columns(done)

@@ -11,7 +11,7 @@ import pandas as pd
 from sksearch.complexity import count
 from sksearch.files import atomic_write, atomic_write_text, exists, join
 from sksearch.results.fronts import Objectives, pareto
-from sksearch.schema import best_trial, best_trials, parse_objectives
+from sksearch.schema import best_trial, best_trials, parse_objectives, results_of
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -26,7 +26,7 @@ def select_for_export(
 ) -> pd.DataFrame:
     """The trials to export: the Pareto front (best seed of each point), the top K by a metric, or
     the best trial of one archid."""
-    done = frame[frame["status"] == "completed"]
+    done = results_of(frame)
     if front_objectives:
         front = pareto(done, front_objectives)
         if front.empty:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sksearch.schema import FRONT_SIZES, network_names, parse_objectives
+from sksearch.schema import FRONT_SIZES, network_names, parse_objectives, results_of
 
 Objectives = Sequence[tuple[str, str]]
 
@@ -18,7 +18,7 @@ def seed_means(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
     """One point per network and recipe: the mean of each objective over its seeds, with std and n,
     and a readable `name` (schema.network_names). Only completed trials with every objective count."""
     names = [name for name, _ in objectives]
-    usable = frame[(frame.get("status", "completed") == "completed")].dropna(subset=names).copy()
+    usable = results_of(frame).dropna(subset=names).copy()
     if usable.empty:
         return usable
     usable["recipe_key"] = usable.get("recipe_json", pd.Series("", index=usable.index)).map(_without_seed)

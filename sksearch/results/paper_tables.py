@@ -15,7 +15,7 @@ from sksearch.files import atomic_write_text
 from sksearch.paper import published, twin_of
 from sksearch.presets import preset
 from sksearch.results.statistics import kendall_tau, paired_summary, seed_differences, verdict
-from sksearch.schema import network_names
+from sksearch.schema import network_names, results_of
 from sksearch.validation import ConfigError
 
 PAPER_TABLES = {"table3": "T3", "table4": "T4", "table5": "T5", "table6": "T6", "table7": "T7", "tables8": "S8"}
@@ -48,7 +48,7 @@ def paper_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         raise ConfigError("--paper", f"must be one of {', '.join(PAPER_TABLES)}, got {table!r}")
     rows = published()
     rows = rows[(rows["table"] == PAPER_TABLES[table]) & (rows["model"] != "")]
-    done = frame[frame["status"] == "completed"] if "status" in frame else frame
+    done = results_of(frame)
     matched = pd.Series(False, index=done.index)
     out, trials_of = [], {}
     for record in rows.to_dict("records"):

@@ -8,6 +8,7 @@ Modules, in the order data flows through them:
 - `space`: `Space`, `Candidate`, `Draw`, constraints; `spacefile`: reading space files;
 - `adapters`: a space as Ray Tune's param_space and Optuna's define-by-run function;
 - `plan`: `SweepPlan` (sweep.json), every check before Ray starts; `status`: a sweep's progress;
+- `store`: the trial store (one immutable record per trial); `reuse`: answering a sweep from it;
 - `trial`, `searchers`, `schedulers`, `callbacks`, `run`: the sweep on Ray Tune (these import Ray).
 
 The names below need no Ray; `run_sweep`, `resume_sweep` and `repair_sweep` import it when first used.

@@ -20,7 +20,9 @@ from sksearch.files import is_uri, join, read_bytes
 from sksearch.schema import best_trials, network_names
 from sksearch.search.plan import SweepPlan
 from sksearch.search.status import unmark_driver
-from sksearch.table import HISTORY_COLUMNS, read_trials, trial_row, write_history, write_trials
+from sksearch.search.store import Record, Store, trial_key
+from sksearch.table import HISTORY_COLUMNS, read_history, read_trials, trial_row, write_history, write_trials
+from sksearch.validation import ConfigError
 
 
 class TableCallback(Callback):
@@ -74,6 +76,13 @@ class TableCallback(Callback):
         self._load()
         self.rows[trial.trial_id] = self._row(trial)
         write_trials(self.run_dir, self.rows.values())
+        self._store(trial)
+
+    def _store(self, trial) -> None:
+        """The trial's immutable record in the trial store (sksearch.search.store)."""
+        point, seed = self.plan.point_and_seed(trial.config)
+        key = trial_key(self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed))
+        Store(self.plan.store_location).put(Record(key, self.rows[trial.trial_id], tuple(_trial_history(trial))))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial)
@@ -92,7 +101,16 @@ class TableCallback(Callback):
         for trial in trials:
             if trial.status in ("TERMINATED", "ERROR"):
                 self.rows[trial.trial_id] = self._row(trial)
+                self._store(trial)
             history.extend(_trial_history(trial))
+        # rows no Ray trial of this run made (answered from the store) keep their history
+        ran = {trial.trial_id for trial in trials}
+        try:
+            kept = read_history(self.run_dir)
+        except ConfigError:  # damaged (being repaired): only what Ray holds can be rebuilt
+            kept = pd.DataFrame()
+        if len(kept):
+            history.extend(row for row in kept.to_dict("records") if row["trial_id"] not in ran)
         write_trials(self.run_dir, self.rows.values())
         write_history(self.run_dir, history)
 

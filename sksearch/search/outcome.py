@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sksearch.files import atomic_write_text, is_uri, join
-from sksearch.schema import best_trial
+from sksearch.schema import best_trial, results_of
 from sksearch.table import TRIALS
 
 
@@ -30,7 +30,7 @@ def sweep_outcome(run_dir: str, table: pd.DataFrame, objectives: tuple[tuple[str
         counts=table["status"].value_counts().to_dict() if len(table) else {},
         objectives=tuple(objectives),
     )
-    done = table[table["status"] == "completed"] if len(table) else table
+    done = results_of(table)
     if done.empty:
         return outcome
     if len(objectives) < 2:

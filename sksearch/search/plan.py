@@ -21,6 +21,7 @@ from sksearch.presets import preset
 from sksearch.recipes import Recipe
 from sksearch.search.space import Draw, Space
 from sksearch.search.spacefile import parse_space
+from sksearch.search.store import store_location
 from sksearch.spec import read_yaml_file
 from sksearch.table import PLAN
 from sksearch.validation import ConfigError
@@ -58,6 +59,8 @@ class SweepPlan:
     storage: str  # absolute path or URI
     resources: Resources = Resources()
     max_failures: int = 2
+    store: str = ""  # the trial store's folder or URI (search.store); "" for <storage>/store
+    reuse: bool = True  # answer trials from the store instead of training them again
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @cached_property
@@ -85,11 +88,17 @@ class SweepPlan:
         return join(self.storage, self.name)
 
     @property
+    def store_location(self) -> str:
+        return store_location(self.store or None, self.storage)
+
+    @property
     def objectives(self) -> tuple[tuple[str, str], ...]:
         return self.space.search.objectives
 
     def point_and_seed(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-        """Grid/random configs carry {"point", "seed"}; Optuna configs carry the knobs themselves."""
+        """Grid/random configs carry {"case": {"point", "seed"}} (or, planned before the store,
+        {"point", "seed"}); Optuna configs carry the knobs themselves."""
+        config = config.get("case", config)
         point = config.get("point", config)
         seed = config.get("seed", self.space.search.seeds[0])
         return self.space.point_of(point), int(seed)
@@ -111,6 +120,8 @@ class SweepPlan:
             "storage": self.storage,
             "resources": dataclasses.asdict(self.resources),
             "max_failures": self.max_failures,
+            "store": self.store,
+            "reuse": self.reuse,
             "created": self.created,
         }
         return json.dumps(data, indent=2, default=list)
@@ -125,6 +136,8 @@ class SweepPlan:
             storage=data["storage"],
             resources=Resources(**data["resources"]),
             max_failures=data["max_failures"],
+            store=data.get("store", ""),  # sweeps planned before the store have the default
+            reuse=data.get("reuse", True),
             created=data["created"],
         )
 
@@ -144,6 +157,8 @@ def plan_sweep(
     address: str | None = None,
     resources: Resources | None = None,
     max_failures: int = 2,
+    store: str | None = None,
+    reuse: bool = True,
 ) -> SweepPlan:
     """Load the space, apply command-line overrides, and refuse anything that cannot run."""
     space_file = Path(space_file)
@@ -179,7 +194,11 @@ def plan_sweep(
         storage=resolve_storage(storage, address),
         resources=resources or Resources(),
         max_failures=max_failures,
+        store=store_location(store, "") if store is not None else "",
+        reuse=reuse,
     )
+    if store is not None and not is_uri(plan.store):
+        check_writable_folder(plan.store, "--store")
     if max_failures < 0:
         raise ConfigError("--max-failures", f"must be >= 0, got {max_failures}")
     _check_search(plan)

@@ -16,11 +16,12 @@ from ray import tune
 from sksearch.files import check_writable_folder, is_uri, join, write_bytes
 from sksearch.search.callbacks import ClusterWatch, LiveTable, TableCallback, TrialNotes, rebuild_tables
 from sksearch.search.plan import SweepPlan, load_plan
+from sksearch.search.reuse import answer_from_store, grid_cases
 from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
 from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
-from sksearch.table import DRIVER_LOG, PLAN, damaged_tables, read_trials
+from sksearch.table import DRIVER_LOG, PLAN, damaged_tables, read_trials, write_history, write_trials
 from sksearch.validation import ConfigError
 
 # Ray's health checks of a local instance, sized for a busy laptop: Ray's defaults (every 3 s, dead
@@ -129,11 +130,17 @@ def run_sweep(
     progress: bool = True,
     trial_fn: Callable = run_trial,
 ):
-    """Run a planned sweep to the end; returns the results table (a DataFrame)."""
+    """Run a planned sweep to the end; returns the results table (a DataFrame). A grid or random
+    sweep first answers what it can from the trial store (sksearch.search.reuse) and trains the rest;
+    with nothing left to train, Ray is not started at all."""
+    grid = plan.space.search.algorithm in ("grid", "random")
+    answered = answer_from_store(plan, grid_cases(plan) if grid else [])
+    if grid and not answered.to_run:
+        return _write_start(plan, answered)
     connect(address, num_cpus, quiet=not progress)
     trainable, plan = _trainable(plan, trial_fn)  # refuses resources the cluster cannot give
-    param_space, search_alg, num_samples = search_setup(plan)
-    write_bytes(join(plan.run_dir, PLAN), plan.to_json().encode())
+    param_space, search_alg, num_samples = search_setup(plan, answered.to_run)
+    _write_start(plan, answered)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
@@ -148,6 +155,15 @@ def run_sweep(
     )
     with _driving(plan.run_dir):
         tuner.fit()
+    return read_trials(plan.run_dir)
+
+
+def _write_start(plan: SweepPlan, answered) -> pd.DataFrame:
+    """sweep.json, and the rows (and history) the store answered: the run folder as a sweep starts."""
+    if answered.rows:
+        write_trials(plan.run_dir, answered.rows)
+        write_history(plan.run_dir, answered.history)
+    write_bytes(join(plan.run_dir, PLAN), plan.to_json().encode())
     return read_trials(plan.run_dir)
 
 

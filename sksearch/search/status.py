@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sksearch.files import atomic_write_text, is_uri
-from sksearch.schema import best_trial
+from sksearch.schema import best_trial, results_of
 from sksearch.search.plan import load_plan
 from sksearch.table import TRIALS, ray_trial_states, read_complete_trials
 
@@ -42,7 +42,7 @@ def sweep_status(run_dir: str) -> dict[str, Any]:
         states["not started"] = total - sum(states.values())
     metric, mode = plan.objectives[0]
     best = None
-    finished = table[table["status"] == "completed"] if len(table) else table
+    finished = results_of(table)
     if len(finished):
         row = best_trial(finished, metric, mode)
         best = {"trial_id": row["trial_id"], "archid": row["archid"], metric: float(row[metric])}

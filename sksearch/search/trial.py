@@ -15,8 +15,10 @@ import ray
 from ray import tune
 
 from sksearch.complexity import count
+from sksearch.files import join, read_bytes
 from sksearch.recipes import Recipe
 from sksearch.search.plan import SweepPlan
+from sksearch.search.store import Store, checkpoint_exists, trial_key
 from sksearch.train import CHECKPOINT, TrialResult, train
 
 
@@ -42,6 +44,8 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sksearch-trial-"))
     try:
         note = _restore_into(workdir, tune.get_checkpoint())
+        if not (workdir / CHECKPOINT).exists():
+            note = _continue_stored(workdir, plan, candidate.spec, recipe) or note
         if note:
             static["reason"] = note
         reporter = _Reporter(static, recipe.epochs, _tune_report)
@@ -68,6 +72,24 @@ def _restore_into(workdir: Path, restored) -> str:
         shutil.copy(older[-1], workdir / CHECKPOINT)
         return f"its last checkpoint {last.name} was gone: continued from {older[-1].parent.name}"
     return f"its last checkpoint {last.name} was gone: trained again from epoch 0"
+
+
+def _continue_stored(workdir: Path, plan: SweepPlan, spec, recipe: Recipe) -> str:
+    """Start from the checkpoint of a stored trial of this network, recipe and seed that early
+    stopping ended before the last epoch (the one that ran longest): asked for more epochs, it goes
+    on from there instead of from scratch. The note names it."""
+    if not plan.reuse:
+        return ""
+    stopped = [
+        record
+        for record in Store(plan.store_location).records(trial_key(spec, recipe))
+        if record.row.get("status") == "stopped" and checkpoint_exists(record)
+    ]
+    if not stopped:
+        return ""
+    record = max(stopped, key=lambda record: int(record.row.get("epochs") or 0))
+    (workdir / CHECKPOINT).write_bytes(read_bytes(join(record.row["checkpoint"], CHECKPOINT)))
+    return f"continued from stored trial {record.source} after epoch {record.row.get('epochs')}"
 
 
 class _Reporter:
