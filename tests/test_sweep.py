@@ -1,5 +1,6 @@
 """Sweeps on a real local Ray instance (2 CPUs, no dashboard), one instance for this module."""
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import sksearch
 from sksearch.cli import main
 from sksearch.search import Resources, load_plan, load_space, plan_sweep, run_sweep, sweep_status
-from sksearch.table import read_history
+from sksearch.table import read_history, read_trials
 
 SPACES = Path(__file__).parents[1] / "spaces"
 QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
@@ -323,3 +324,24 @@ def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp
     assert sorted(values[0] for _, values in known) == sorted(first["top1_err"])
     second = run_sweep(plan, progress=False)
     assert len(second) == 2 and not set(second["archid"]) & set(first["archid"])  # the two it lacked
+
+
+def test_extend_trains_exactly_the_new_networks_and_seeds_and_the_table_becomes_the_union(tmp_path, capsys):
+    one = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5]}\nrecipe: smoke\n", "one.yaml")
+    two = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n", "two.yaml")
+    base = run_sweep(
+        plan_sweep(one, settings={**QUICK, "epochs": 1}, storage=str(tmp_path), name="base"), progress=False
+    )
+    shutil.rmtree(tmp_path / "store")  # as for a sweep run before the store existed: extend records it first
+    run_dir = str(tmp_path / "base")
+    assert main(["extend", run_dir, "--space", str(two), "--num-cpus", "2", "--quiet"]) == 0
+    assert "extended sweep" in capsys.readouterr().out
+    table = read_trials(run_dir)
+    assert len(table) == 2 and list(table["status"]) == ["completed", "completed"]
+    assert table.set_index("branches").loc["K3+K5", "trial_id"] == base["trial_id"][0]  # not trained again
+    assert len(read_history(run_dir)) == 2
+    assert main(["extend", run_dir, "--seeds", "0,1", "--num-cpus", "2", "--quiet"]) == 0
+    table = read_trials(run_dir)
+    assert len(table) == 3 and sorted(table["seed"]) == [0, 0, 1]  # the one new seed of the sweep's own space
+    assert main(["extend", str(tmp_path)]) == 2  # not a sweep folder: one line, nothing run
+    assert "is not a sksearch sweep folder" in capsys.readouterr().err

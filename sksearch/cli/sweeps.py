@@ -1,4 +1,4 @@
-"""Verbs that run sweeps: sweep, resume, repair, status."""
+"""Verbs that run sweeps: sweep, resume, extend, repair, status."""
 
 from __future__ import annotations
 
@@ -87,6 +87,28 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"{name} is damaged: rebuilding it from Ray's records of the trials first")
     table = resume_sweep(args.run_dir, address=args.address, num_cpus=args.num_cpus, quiet=args.quiet)
     return _print_outcome(args.run_dir, table, plan.objectives)
+
+
+def _extend_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="the finished sweep's folder (holding sweep.json)")
+    parser.add_argument("--space", help="a space file with new knob values (default: the sweep's own space)")
+    parser.add_argument("--num-samples", type=positive_int, help="trials for random/tpe/nsga2")
+    parser.add_argument("--seeds", type=int_list, help="training seeds, e.g. 0,1,2,3 (more seeds per network)")
+    parser.add_argument("--address", help="an existing Ray cluster: ray://host:10001 or auto")
+    parser.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="no live table and none of Ray's warnings")
+
+
+@verb("extend", "more samples, knob values or seeds for a finished sweep; trains only new networks", _extend_flags)
+def cmd_extend(args: argparse.Namespace) -> int:
+    from sksearch.search import extend_sweep, load_plan
+    from sksearch.table import read_trials
+
+    before = len(read_trials(args.run_dir)) if load_plan(args.run_dir) else 0
+    table = extend_sweep(args.run_dir, space_file=args.space, num_samples=args.num_samples, seeds=args.seeds,
+                         address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)  # fmt: skip
+    print(f"extended sweep {args.run_dir}: {len(table) - before} new trials")
+    return _print_outcome(args.run_dir, table, load_plan(args.run_dir).objectives)
 
 
 def _repair_flags(parser: argparse.ArgumentParser) -> None:

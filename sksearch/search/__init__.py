@@ -9,9 +9,11 @@ Modules, in the order data flows through them:
 - `adapters`: a space as Ray Tune's param_space and Optuna's define-by-run function;
 - `plan`: `SweepPlan` (sweep.json), every check before Ray starts; `status`: a sweep's progress;
 - `store`: the trial store (one immutable record per trial); `reuse`: answering a sweep from it;
+  `extend`: a finished sweep's extension (only new networks trained);
 - `trial`, `searchers`, `schedulers`, `callbacks`, `run`: the sweep on Ray Tune (these import Ray).
 
-The names below need no Ray; `run_sweep`, `resume_sweep` and `repair_sweep` import it when first used.
+The names below need no Ray; `run_sweep`, `resume_sweep`, `repair_sweep` and `extend_sweep` import it
+when first used.
 """
 
 from sksearch.search.plan import Resources, SweepPlan, load_plan, plan_sweep
@@ -21,7 +23,7 @@ from sksearch.search.status import sweep_status
 
 
 def __getattr__(name: str):
-    if name in ("run_sweep", "resume_sweep", "repair_sweep"):
+    if name in ("run_sweep", "resume_sweep", "repair_sweep", "extend_sweep"):
         from sksearch.search import run
 
         return getattr(run, name)
@@ -35,6 +37,7 @@ __all__ = [
     "Resources",
     "Space",
     "SweepPlan",
+    "extend_sweep",
     "load_plan",
     "load_space",
     "parse_space",

@@ -201,7 +201,7 @@ def plan_sweep(
         check_writable_folder(plan.store, "--store")
     if max_failures < 0:
         raise ConfigError("--max-failures", f"must be >= 0, got {max_failures}")
-    _check_search(plan)
+    check_search(plan)
     if exists(join(plan.run_dir, PLAN)):
         raise ConfigError(
             "--name",
@@ -243,7 +243,8 @@ def resolve_storage(storage: str | None, address: str | None) -> str:
     return os.path.abspath(location)
 
 
-def _check_search(plan: SweepPlan) -> None:
+def check_search(plan: SweepPlan) -> None:
+    """Refuse a search the space cannot give (grid over a float range, no feasible network, ...)."""
     space, search = plan.space, plan.space.search
     if search.algorithm == "grid" and not space.finite:
         raise ConfigError("--algorithm", "grid needs a finite space (it has a float range): use random, tpe or nsga2")

@@ -15,6 +15,7 @@ from ray import tune
 
 from sksearch.files import check_writable_folder, is_uri, join, write_bytes
 from sksearch.search.callbacks import ClusterWatch, LiveTable, TableCallback, TrialNotes, rebuild_tables
+from sksearch.search.extend import merge_extension, plan_extension, record_own_trials
 from sksearch.search.plan import SweepPlan, load_plan
 from sksearch.search.reuse import answer_from_store, grid_cases
 from sksearch.search.schedulers import scheduler
@@ -156,6 +157,24 @@ def run_sweep(
     with _driving(plan.run_dir):
         tuner.fit()
     return read_trials(plan.run_dir)
+
+
+def extend_sweep(
+    run_dir: str,
+    *,
+    space_file: str | None = None,
+    num_samples: int | None = None,
+    seeds: list[int] | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """More samples, new knob values or more seeds for a finished sweep: only networks not yet run
+    are trained (sksearch.search.extend); returns the sweep's table, now the union."""
+    plan, extension = plan_extension(run_dir, space_file=space_file, num_samples=num_samples, seeds=seeds)
+    record_own_trials(plan)
+    added = run_sweep(extension, address=address, num_cpus=num_cpus, progress=progress)
+    return merge_extension(plan, extension, added)
 
 
 def _write_start(plan: SweepPlan, answered) -> pd.DataFrame:
