@@ -104,11 +104,12 @@ def cmd_extend(args: argparse.Namespace) -> int:
     from sksearch.search import extend_sweep, load_plan
     from sksearch.table import read_trials
 
-    before = len(read_trials(args.run_dir)) if load_plan(args.run_dir) else 0
+    objectives = load_plan(args.run_dir).objectives  # refuses a folder that is not a sweep
+    before = len(read_trials(args.run_dir))
     table = extend_sweep(args.run_dir, space_file=args.space, num_samples=args.num_samples, seeds=args.seeds,
                          address=args.address, num_cpus=args.num_cpus, progress=not args.quiet)  # fmt: skip
     print(f"extended sweep {args.run_dir}: {len(table) - before} new trials")
-    return _print_outcome(args.run_dir, table, load_plan(args.run_dir).objectives)
+    return _print_outcome(args.run_dir, table, objectives)
 
 
 def _repair_flags(parser: argparse.ArgumentParser) -> None:

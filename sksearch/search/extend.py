@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from sksearch.files import is_uri
-from sksearch.search.plan import SweepPlan, check_search, load_plan
+from sksearch.search.plan import SweepPlan, check_search, load_plan, space_mapping
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Record, Store, trial_key
 from sksearch.spec import read_yaml_file
@@ -36,7 +36,7 @@ def plan_extension(
     run_dir = os.path.abspath(run_dir)
     plan = load_plan(run_dir)
     plan = dataclasses.replace(plan, storage=os.path.dirname(run_dir), name=os.path.basename(run_dir))
-    data: dict[str, Any] = dict(read_yaml_file(space_file, dict)) if space_file else dict(plan.space_data)
+    data: dict[str, Any] = dict(read_yaml_file(space_file, space_mapping)) if space_file else dict(plan.space_data)
     data["recipe"] = plan.space_data["recipe"]  # the sweep's recipe: old and new trials stay comparable
     search = dict(data.get("search", plan.space_data.get("search", {})))
     search.update({k: v for k, v in {"num_samples": num_samples, "seeds": seeds}.items() if v is not None})

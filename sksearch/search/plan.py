@@ -162,7 +162,7 @@ def plan_sweep(
 ) -> SweepPlan:
     """Load the space, apply command-line overrides, and refuse anything that cannot run."""
     space_file = Path(space_file)
-    data = dict(read_yaml_file(space_file, _mapping))
+    data = dict(read_yaml_file(space_file, space_mapping))
     parse_space(data, default_name=space_file.stem, source=str(space_file))  # the file alone is valid
     if recipe is not None or settings:
         base = recipe if recipe is not None else data.get("recipe", "smoke")
@@ -211,7 +211,8 @@ def plan_sweep(
     return plan
 
 
-def _mapping(data: Any) -> Mapping[str, Any]:
+def space_mapping(data: Any) -> Mapping[str, Any]:
+    """A space file's data, refused unless it is a mapping."""
     if not isinstance(data, Mapping):
         raise ConfigError("", f"a space file must be a mapping, got {type(data).__name__}")
     return data

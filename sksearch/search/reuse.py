@@ -50,7 +50,7 @@ def answer_from_store(plan: SweepPlan, cases: list[Case]) -> Answered:
         if record is None:
             to_run.append(case)
             continue
-        trial_id = f"reused_{len(rows):05d}"
+        trial_id = f"reused-{plan.name}-{len(rows):05d}"  # unique in the union an extension makes
         rows.append(_reused_row(plan, case, record, trial_id))
         history.extend({**epoch, "trial_id": trial_id} for epoch in record.history)
     return Answered(rows, history, to_run)
