@@ -18,6 +18,9 @@ DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": No
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICES = ("auto", "cpu", "cuda")
+# Fields that say how a run goes (its name, threads, workers, device, downloading), not what it
+# trains: a checkpoint may resume under other values, and the trial store's key leaves them out.
+RUN_ONLY_FIELDS = ("name", "threads", "workers", "device", "download")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from sksearch.complexity import count
 from sksearch.data import make_loaders
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.nets import build, resolve_spec
-from sksearch.recipes import Recipe
+from sksearch.recipes import RUN_ONLY_FIELDS, Recipe
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -279,8 +279,9 @@ def _save(path: Path, epoch: int, model, optimizer, scaler, history, spec: NetSp
     atomic_write(path, lambda temporary: torch.save(state, temporary))
 
 
-# Recipe fields that say where and how fast a run goes, not what it trains: they may change on resume.
-_RESOURCE_FIELDS = ("threads", "workers", "device", "data_root", "download")
+# Recipe fields that may change on resume: how the run goes, and where the data lives (the data may
+# move; the trial store's key keeps data_root, since other data would give other results).
+_RESUMABLE_CHANGES = (*RUN_ONLY_FIELDS, "data_root")
 
 
 def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe) -> tuple[int, list[dict[str, Any]]]:
@@ -288,7 +289,7 @@ def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe
     (resuming it would silently train under a changed schedule)."""
     state = read_checkpoint(path)
     now, then = recipe.to_dict(), dict(state["recipe"])
-    changed = [k for k in now if k not in _RESOURCE_FIELDS and k != "name" and now[k] != then.get(k)]
+    changed = [k for k in now if k not in _RESUMABLE_CHANGES and now[k] != then.get(k)]
     if state["spec"] != spec.to_dict() or changed:
         what = f"recipe ({', '.join(changed)} differ)" if changed else "network"
         raise ConfigError(

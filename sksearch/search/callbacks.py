@@ -76,13 +76,13 @@ class TableCallback(Callback):
         self._load()
         self.rows[trial.trial_id] = self._row(trial)
         write_trials(self.run_dir, self.rows.values())
-        self._store(trial)
+        self._store(trial, _trial_history(trial))
 
-    def _store(self, trial) -> None:
+    def _store(self, trial, history: list[dict[str, Any]]) -> None:
         """The trial's immutable record in the trial store (sksearch.search.store)."""
         point, seed = self.plan.point_and_seed(trial.config)
         key = trial_key(self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed))
-        Store(self.plan.store_location).put(Record(key, self.rows[trial.trial_id], tuple(_trial_history(trial))))
+        Store(self.plan.store_location).put(Record(key, self.rows[trial.trial_id], tuple(history)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial)
@@ -99,10 +99,11 @@ class TableCallback(Callback):
         """A row for every finished trial and the history of all of them, both written whole."""
         history = []
         for trial in trials:
+            epochs = _trial_history(trial)
             if trial.status in ("TERMINATED", "ERROR"):
                 self.rows[trial.trial_id] = self._row(trial)
-                self._store(trial)
-            history.extend(_trial_history(trial))
+                self._store(trial, epochs)
+            history.extend(epochs)
         # rows no Ray trial of this run made (answered from the store) keep their history
         ran = {trial.trial_id for trial in trials}
         try:
@@ -279,6 +280,7 @@ class LiveTable(Callback):
 
     def _frame(self, trials) -> pd.DataFrame:
         records, points = [], []
+        metric = self.plan.objectives[0][0]  # a metric column (sksearch.schema) every epoch reports
         for trial in trials:
             point, seed = self.plan.point_and_seed(trial.config)
             last = trial.last_result or {}
@@ -286,7 +288,6 @@ class LiveTable(Callback):
             points.append(point)
             if status in ("completed", "failed", "stopped", "error"):
                 self.finished_order.setdefault(trial.trial_id, len(self.finished_order))
-            metric = self.plan.objectives[0][0]  # a metric column (sksearch.schema) every epoch reports
             records.append({
                 "trial_id": trial.trial_id,
                 "status": status,
@@ -298,7 +299,7 @@ class LiveTable(Callback):
             })  # fmt: skip
         frame = pd.DataFrame(records)
         if frame.empty:
-            return pd.DataFrame(columns=["status", "finished", self.plan.objectives[0][0]])
+            return pd.DataFrame(columns=["status", "finished", metric])
         return frame.assign(name=network_names(pd.DataFrame(points, index=frame.index)))
 
     def _line(self, row: pd.Series, metric: str) -> str:

@@ -6,7 +6,6 @@ the union. Ray is imported only when something is left to train."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sksearch.files import is_uri
-from sksearch.search.plan import SweepPlan, check_search, load_plan, space_mapping
+from sksearch.search.plan import SweepPlan, check_search, load_plan_here, space_mapping
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Record, Store, trial_key
 from sksearch.spec import read_yaml_file
@@ -33,9 +32,7 @@ def plan_extension(
     recipe, with the overrides, checked before anything runs."""
     if is_uri(run_dir):
         raise ConfigError(run_dir, "extending a sweep at a URI is not supported; extend a local copy")
-    run_dir = os.path.abspath(run_dir)
-    plan = load_plan(run_dir)
-    plan = dataclasses.replace(plan, storage=os.path.dirname(run_dir), name=os.path.basename(run_dir))
+    plan = load_plan_here(run_dir)
     data: dict[str, Any] = dict(read_yaml_file(space_file, space_mapping)) if space_file else dict(plan.space_data)
     data["recipe"] = plan.space_data["recipe"]  # the sweep's recipe: old and new trials stay comparable
     search = dict(data.get("search", plan.space_data.get("search", {})))
@@ -63,9 +60,11 @@ def record_own_trials(plan: SweepPlan) -> int:
     history = read_history(plan.run_dir)
     store, written = Store(plan.store_location), 0
     for row in table.to_dict("records") if len(table) else []:
-        if row.get("status") not in ("completed", "failed", "stopped") or row.get("reused_from"):
-            continue
-        knobs = {knob.name: row[knob.name] for knob in plan.space.knobs if knob.name in row and _given(row[knob.name])}
+        if row.get("status") not in ("completed", "failed", "stopped") or _reused(row):
+            continue  # a reused row is another sweep's trial, already recorded
+        knobs = {
+            knob.name: row[knob.name] for knob in plan.space.knobs if knob.name in row and not pd.isna(row[knob.name])
+        }
         point, seed = plan.space.point_of(knobs), int(row["seed"])
         key = trial_key(plan.space.candidate(point).spec, plan.recipe_for(point, seed))
         if not any(r.source == f"{row['sweep']}/{row['trial_id']}" for r in store.records(key)):
@@ -93,5 +92,7 @@ def merge_extension(plan: SweepPlan, extension: SweepPlan, added: pd.DataFrame) 
     return union
 
 
-def _given(value: Any) -> bool:
-    return not (isinstance(value, float) and value != value)  # NaN: a knob inactive in this row
+def _reused(row: dict[str, Any]) -> bool:
+    """A row answered from another sweep's trial (`reused_from` set; a missing one reads as None or NaN)."""
+    source = row.get("reused_from")
+    return isinstance(source, str) and bool(source)

@@ -259,6 +259,18 @@ def check_search(plan: SweepPlan) -> None:
             raise ConfigError(f"search.seed_presets[{index}]", f"{name} is not a network of space {space.name}")
 
 
+def load_plan_here(run_dir: str) -> SweepPlan:
+    """The sweep's plan, placed where its folder is now (a copied or moved folder is a sweep of its
+    own); a local folder is made absolute. At a URI a copy is refused."""
+    run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)
+    plan = load_plan(run_dir)
+    if is_uri(run_dir) and plan.run_dir.rstrip("/") != run_dir.rstrip("/"):
+        raise ConfigError(run_dir, f"is a copy of the sweep at {plan.run_dir}; at a URI only the original is resumed")
+    return dataclasses.replace(
+        plan, storage=os.path.dirname(run_dir.rstrip("/")), name=os.path.basename(run_dir.rstrip("/"))
+    )
+
+
 def load_plan(run_dir: str) -> SweepPlan:
     location = join(str(run_dir), PLAN)
     if not exists(location):

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sksearch.recipes import Recipe
 from sksearch.search.plan import SweepPlan
+from sksearch.search.space import Candidate
 from sksearch.search.store import Record, Store, trial_key
 from sksearch.table import trial_row
 
@@ -51,15 +53,16 @@ def answer_from_store(plan: SweepPlan, cases: list[Case]) -> Answered:
             to_run.append(case)
             continue
         trial_id = f"reused-{plan.name}-{len(rows):05d}"  # unique in the union an extension makes
-        rows.append(_reused_row(plan, case, record, trial_id))
+        rows.append(_reused_row(plan, case, candidate, recipe, record, trial_id))
         history.extend({**epoch, "trial_id": trial_id} for epoch in record.history)
     return Answered(rows, history, to_run)
 
 
-def _reused_row(plan: SweepPlan, case: Case, record: Record, trial_id: str) -> dict[str, Any]:
+def _reused_row(
+    plan: SweepPlan, case: Case, candidate: Candidate, recipe: Recipe, record: Record, trial_id: str
+) -> dict[str, Any]:
     """The record's results under this sweep's knobs and names; `reused_from` says whence."""
     source = record.row
-    candidate = plan.space.candidate(case.point)
     last = {**source, "epoch": source.get("epochs"), "time_total_s": source.get("wall_time")}
     completed = source.get("status") in ("completed", "stopped")  # a stopped one ran as many epochs as asked
     row = trial_row(
@@ -70,7 +73,7 @@ def _reused_row(plan: SweepPlan, case: Case, record: Record, trial_id: str) -> d
         spec=candidate.spec,
         params=candidate.complexity.params,
         macs=candidate.complexity.macs,
-        recipe=plan.recipe_for(case.point, case.seed).to_dict(),
+        recipe=recipe.to_dict(),
         last=last,
         status="reused" if completed else str(source.get("status")),
         reason=f"answered from the store: trial {record.source}"

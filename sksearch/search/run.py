@@ -16,7 +16,7 @@ from ray import tune
 from sksearch.files import check_writable_folder, is_uri, join, write_bytes
 from sksearch.search.callbacks import ClusterWatch, LiveTable, TableCallback, TrialNotes, rebuild_tables
 from sksearch.search.extend import merge_extension, plan_extension, record_own_trials
-from sksearch.search.plan import SweepPlan, load_plan
+from sksearch.search.plan import SweepPlan, load_plan_here
 from sksearch.search.reuse import answer_from_store, grid_cases
 from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
@@ -189,21 +189,11 @@ def _write_start(plan: SweepPlan, answered) -> pd.DataFrame:
 def repair_sweep(run_dir: str) -> pd.DataFrame:
     """Rebuild a sweep's trials.parquet and history.parquet from Ray's records (its experiment
     state and each trial's result log); no Ray process is started."""
-    run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)
-    plan = _plan_here(run_dir)
+    plan = load_plan_here(run_dir)
+    run_dir = plan.run_dir
     if not tune.Tuner.can_restore(run_dir):
         raise ConfigError(str(run_dir), "holds no Ray Tune experiment state to rebuild the table from")
     return rebuild_tables(plan, tune.ExperimentAnalysis(run_dir).trials)
-
-
-def _plan_here(run_dir: str) -> SweepPlan:
-    """The sweep's plan, placed where the folder is now (a copied or moved folder is its own sweep)."""
-    plan = load_plan(run_dir)
-    if is_uri(run_dir) and plan.run_dir.rstrip("/") != run_dir.rstrip("/"):
-        raise ConfigError(run_dir, f"is a copy of the sweep at {plan.run_dir}; at a URI only the original is resumed")
-    return dataclasses.replace(
-        plan, storage=os.path.dirname(run_dir.rstrip("/")), name=os.path.basename(run_dir.rstrip("/"))
-    )
 
 
 def _stand_in_for_lost_checkpoints(run_dir: str) -> None:
@@ -226,8 +216,8 @@ def resume_sweep(
     """Continue a sweep whose driver stopped: finished trials are kept, unfinished and errored
     ones continue from their checkpoints, the searcher's state (Optuna's study too) is restored.
     Ray restores the run's callbacks too, so the live table shows as the original sweep chose."""
-    run_dir = run_dir if is_uri(run_dir) else os.path.abspath(run_dir)
-    plan = _plan_here(run_dir)
+    plan = load_plan_here(run_dir)
+    run_dir = plan.run_dir
     if not is_uri(run_dir):
         check_writable_folder(run_dir, run_dir)
     if not tune.Tuner.can_restore(run_dir):

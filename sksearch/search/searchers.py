@@ -5,6 +5,8 @@ never launched.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from ray import tune
@@ -15,6 +17,7 @@ from sksearch.search.plan import SweepPlan
 from sksearch.search.reuse import Case
 from sksearch.search.space import Rejected
 from sksearch.search.store import Store, trial_key
+from sksearch.spec import NetSpec
 
 
 def search_setup(plan: SweepPlan, cases: list[Case]) -> tuple[dict[str, Any], Any, int]:
@@ -64,11 +67,6 @@ def stored_results(plan: SweepPlan) -> list[tuple[dict[str, Any], list[float]]]:
     under this sweep's recipe and first seed (nothing without `plan.reuse`)."""
     if not plan.reuse:
         return []
-    import json
-    import math
-
-    from sksearch.spec import NetSpec
-
     seed, found, seen = plan.space.search.seeds[0], [], set()
     for record in Store(plan.store_location):
         if record.row.get("status") != "completed" or record.key in seen or "spec" not in record.row:
@@ -102,6 +100,7 @@ class FeasibleSearcher(Searcher):
         return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str):
+        looked_up: dict[str, dict | None] = {}  # a small space repeats keys: ask the store once each
         for attempt in range(self.max_tries):
             inner_id = trial_id if attempt == 0 else f"{trial_id}-asked-{attempt}"
             config = self.searcher.suggest(inner_id)
@@ -115,7 +114,9 @@ class FeasibleSearcher(Searcher):
                 continue
             point, seed = self.plan.point_and_seed(config)
             key = trial_key(candidate.spec, self.plan.recipe_for(point, seed))
-            known = self._known_result(key)
+            if key not in looked_up:
+                looked_up[key] = self._known_result(key)
+            known = looked_up[key]
             if known is not None or key in self.results:
                 self.answered += known is not None
                 self.searcher.on_trial_complete(inner_id, result=known, error=known is None)

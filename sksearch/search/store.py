@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sksearch.files import exists, is_uri, join, read_bytes, write_bytes
-from sksearch.recipes import Recipe
+from sksearch.recipes import RUN_ONLY_FIELDS, Recipe
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
-# Recipe fields that say where and how a trial runs, not what it trains: not part of the key.
-_NOT_TRAINING = ("name", "threads", "workers", "device", "download")
 # Record statuses a later request can be answered from: the trial ran to its last epoch or ended
 # itself (a diverged network diverges again); `stopped` answers requests for as many epochs as it ran.
 REUSABLE = ("completed", "failed", "stopped")
@@ -34,7 +32,7 @@ REUSABLE = ("completed", "failed", "stopped")
 
 def recipe_fingerprint(recipe: Recipe) -> str:
     """A short hash of the recipe fields that change what a trial trains."""
-    fields = {k: v for k, v in recipe.to_dict().items() if k not in _NOT_TRAINING}
+    fields = {k: v for k, v in recipe.to_dict().items() if k not in RUN_ONLY_FIELDS}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
