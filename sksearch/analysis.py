@@ -185,6 +185,26 @@ def plot_curves(
     return _save(figure, out)
 
 
+def plot_replay(curves: pd.DataFrame, out: str | Path, title: str = "") -> Path:
+    """Anytime hypervolume of replayed search algorithms: the median over repeats and its
+    interquartile band, against the fraction of the table's compute (left) and trial-epochs (right)."""
+    plt = _pyplot()
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    axes = (("compute", "compute spent (fraction of the table's seconds)"), ("trial_epochs", "trial-epochs spent"))
+    for panel, (axis, label) in zip(panels, axes, strict=True):
+        for algorithm, curve in curves[curves["axis"] == axis].groupby("algorithm", sort=False):
+            line = panel.step(curve["at"], curve["hv_fraction_median"], where="post", label=f"{algorithm} (median)")[0]
+            panel.fill_between(curve["at"], curve["hv_fraction_q25"], curve["hv_fraction_q75"],
+                               color=line.get_color(), alpha=0.15, step="post")  # fmt: skip
+        panel.set_xlabel(label)
+        panel.grid(alpha=0.3)
+    panels[0].set_ylabel("hypervolume / the whole table's")
+    repeats = int(curves["repeats"].max())
+    panels[0].legend(title=f"shaded: quartiles over {repeats} repeats", fontsize=8, title_fontsize=8)
+    figure.suptitle(title)
+    return _save(figure, out)
+
+
 # -- attention vs. object scale (Sec. 4.4) ------------------------------------------------------
 
 

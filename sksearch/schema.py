@@ -74,6 +74,33 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "n": (RUN, "how many seeds a front point averages; <metric>_std is their standard deviation"),
 }
 
+# The tables `sksearch replay` writes (sksearch.search.replay): replay.csv has one row per ended
+# trial of a replayed algorithm, anytime.csv its curves, at_budget.csv one row per algorithm.
+REPLAY_COLUMNS: dict[str, str] = {
+    "algorithm": "the replayed search algorithm (random, grid, tpe, nsga2, asha)",
+    "repeat": "the repeat, also the seed of its sampler or order",
+    "trial": "the trial's place in its repeat, counted from 0 as trials end",
+    "archid": "the tabulated network the trial ran",
+    "epochs": "epochs the trial ran (fewer than the network's when ASHA stopped it)",
+    "stopped": "whether ASHA stopped the trial early",
+    "seconds": "compute spent by the repeat when the trial ended: recorded epoch times, summed",
+    "compute": "seconds as a fraction of the whole table's (every network's every epoch)",
+    "trial_epochs": "epochs run by the repeat when the trial ended, all trials together",
+    "clock": "the simulated wall clock when the trial ended (below seconds with --workers > 1)",
+    "hypervolume": "of everything measured so far (a stopped trial at its last epoch), against the reference "
+    "point of the whole table: each objective's worst final value plus 10% of its range",
+    "hv_fraction": "hypervolume / the whole table's (every network at its last epoch)",
+    "axis": "anytime.csv: the x axis of the row, `compute` or `trial_epochs`",
+    "at": "anytime.csv: the point on that axis",
+    "hv_fraction_median": "the median of hv_fraction over repeats (anytime: reached by `at`; at_budget: at the end)",
+    "hv_fraction_q25": "its first quartile over repeats",
+    "hv_fraction_q75": "its third quartile over repeats",
+    "repeats": "how many repeats the figures summarise",
+    "trials_median": "at_budget.csv: the median number of trials that ended within the budget",
+    "stopped_median": "at_budget.csv: the median number of them ASHA stopped",
+    "trial_epochs_median": "at_budget.csv: the median trial-epochs spent",
+}
+
 # How a column reads on a figure's axis (units included); other columns read as their own name.
 AXIS_LABELS = {"top1_err": "top-1 error (%)", "top5_err": "top-5 error (%)", "best_top1_err": "best top-1 error (%)",
                "train_loss": "training loss", "gmacs": "GMACs", "params_m": "params (M)",

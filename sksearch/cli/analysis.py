@@ -1,4 +1,4 @@
-"""Verbs that draw or probe: plot, attention."""
+"""Verbs that draw, probe or simulate: plot, attention, replay."""
 
 from __future__ import annotations
 
@@ -71,4 +71,33 @@ def cmd_attention(args: argparse.Namespace) -> int:
     print("attention of the larger kernel minus the smaller, per SK unit and object scale:")
     print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))
     print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _replay_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished sweeps of one space, with history")
+    parser.add_argument("--algorithms", default="random,grid,tpe,nsga2,asha", help="comma-separated, of those")
+    parser.add_argument("--budget", type=float, default=0.25, help="fraction of the table's compute, in (0, 1]")
+    parser.add_argument("--repeats", type=positive_int, default=20, help="replays of each algorithm, seeded 0..n-1")
+    parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the first sweep's)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="trials at once on the simulated clock")
+    parser.add_argument("--out", type=out_folder, help="output folder (default: <first RUN_DIR>/replay)")
+
+
+@verb("replay", "search algorithms simulated on finished sweeps: anytime hypervolume, no training", _replay_flags)
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sksearch.search.replay import check_replay, load_table, replay, summary_lines, write_replay
+
+    algorithms = [name.strip() for name in args.algorithms.split(",")]
+    check_replay(algorithms, args.budget)
+    table = load_table(args.run_dirs, args.objectives)
+    check_replay(algorithms, args.budget, table)
+    out = args.out or str(Path(args.run_dirs[0]) / "replay")
+    with tqdm(total=len(algorithms) * args.repeats, desc="replays", unit="replay", leave=False) as bar:
+        trials = replay(table, algorithms, args.repeats, args.budget, args.workers, progress=bar.update)
+    paths = write_replay(out, trials, table, args.budget)
+    print("\n".join(summary_lines(trials, table, args.budget)))
+    print("wrote " + ", ".join(paths))
     return 0

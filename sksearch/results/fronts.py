@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import moocore
 import numpy as np
 import pandas as pd
 
@@ -41,17 +42,16 @@ def _without_seed(recipe_json: Any) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def _as_minimised(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+def as_minimised(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
     return np.column_stack([frame[name].to_numpy(float) * (1 if mode == "min" else -1) for name, mode in objectives])
 
 
 def non_dominated(values: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows no other row dominates (all <=, one <); ties stay on the front."""
-    keep = np.ones(len(values), dtype=bool)
-    for index, point in enumerate(values):
-        dominates_it = np.all(values <= point, axis=1) & np.any(values < point, axis=1)
-        keep[index] = not dominates_it.any()
-    return keep
+    """Boolean mask of the rows no other row dominates (all <=, one <), all objectives minimised;
+    ties stay on the front."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    return moocore.is_nondominated(values, keep_weakly=True)
 
 
 def pareto(frame: pd.DataFrame, objectives: Objectives | str) -> pd.DataFrame:
@@ -62,14 +62,14 @@ def pareto(frame: pd.DataFrame, objectives: Objectives | str) -> pd.DataFrame:
     points = seed_means(frame, objectives)
     if points.empty:
         return points
-    front = points[non_dominated(_as_minimised(points, objectives))]
+    front = points[non_dominated(as_minimised(points, objectives))]
     first, mode = objectives[0]
     return front.sort_values(first, ascending=mode == "min", kind="stable").reset_index(drop=True)
 
 
 def default_reference(frame: pd.DataFrame, objectives: Objectives) -> list[float]:
     """The worst value of each objective among the usable points, 10% of its range beyond it."""
-    values = _as_minimised(seed_means(frame, objectives), objectives)
+    values = as_minimised(seed_means(frame, objectives), objectives)
     worst, best = values.max(axis=0), values.min(axis=0)
     margin = np.where(worst > best, 0.1 * (worst - best), np.maximum(np.abs(worst) * 0.1, 1e-9))
     return [float(v * (1 if mode == "min" else -1)) for v, (_, mode) in zip(worst + margin, objectives, strict=True)]
@@ -78,37 +78,26 @@ def default_reference(frame: pd.DataFrame, objectives: Objectives) -> list[float
 def hypervolume(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> float:
     """The volume the front dominates, bounded by `reference` (in each objective's own units)."""
     signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
-    points = _as_minimised(front, objectives)[within_reference(front, objectives, reference)]
-    return float(_hypervolume(points, np.asarray(reference, dtype=float) * signs))
+    return minimised_hypervolume(as_minimised(front, objectives), np.asarray(reference, dtype=float) * signs)
 
 
 def within_reference(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> np.ndarray:
     """Which points are better than `reference` in every objective: only they add hypervolume."""
     signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
-    return np.all(_as_minimised(front, objectives) < np.asarray(reference, dtype=float) * signs, axis=1)
+    return np.all(as_minimised(front, objectives) < np.asarray(reference, dtype=float) * signs, axis=1)
 
 
-def _hypervolume(points: np.ndarray, bound: np.ndarray) -> float:
-    """Exact, by slicing along the last objective (fine for fronts of hundreds of points)."""
-    if len(points) == 0:
-        return 0.0
-    if points.shape[1] == 1:
-        return float(bound[0] - points[:, 0].min())
-    order = np.argsort(points[:, -1])
-    points = points[order]
-    volume = 0.0
-    for index in range(len(points)):
-        top = points[index + 1, -1] if index + 1 < len(points) else bound[-1]
-        height = top - points[index, -1]
-        if height > 0:
-            volume += height * _hypervolume(points[: index + 1, :-1], bound[:-1])
-    return volume
+def minimised_hypervolume(points: np.ndarray, bound: np.ndarray) -> float:
+    """The volume that points (every objective minimised) dominate up to `bound`: only points
+    better than it in every objective add to it; 0 for none."""
+    inside = points[np.all(points < bound, axis=1)]
+    return float(moocore.hypervolume(inside, ref=bound)) if len(inside) else 0.0
 
 
 def knee(front: pd.DataFrame, objectives: Objectives) -> int:
     """Index (in `front`) of the knee: the point nearest the ideal corner once every objective is
     scaled to [0, 1] over the front."""
-    values = _as_minimised(front, objectives)
+    values = as_minimised(front, objectives)
     low, high = values.min(axis=0), values.max(axis=0)
     scaled = (values - low) / np.where(high > low, high - low, 1.0)
     return int(np.argmin(np.linalg.norm(scaled, axis=1)))

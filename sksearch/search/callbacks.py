@@ -13,13 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-import ray
 from ray.tune import Callback, TuneError
 
 from sksearch.files import is_uri, join, read_bytes
 from sksearch.schema import best_trials, network_names
 from sksearch.search.plan import SweepPlan
-from sksearch.search.status import unmark_driver
 from sksearch.search.store import Record, Store, trial_key
 from sksearch.table import HISTORY_COLUMNS, read_history, read_trials, trial_row, write_history, write_trials
 from sksearch.validation import ConfigError
@@ -132,37 +130,6 @@ class TrialNotes(Callback):
 
     def _note(self, text: str) -> None:
         print(f"[{self.plan.name}] {text}", file=sys.stderr, flush=True)
-
-
-# The exit status of a driver that lost its Ray cluster (every node dead) and stopped.
-CLUSTER_LOST = 4
-
-
-class ClusterWatch(Callback):
-    """Stops the driver when the Ray cluster has had no CPU for `grace` seconds: its nodes are
-    dead (a stalled machine missed its health checks) and Tune would wait for them forever. It
-    says so in one line with the command that continues the sweep, and exits like a killed driver,
-    which `resume` recovers from exactly."""
-
-    def __init__(self, run_dir: str, grace: float = 60.0, every: float = 5.0):
-        self.run_dir, self.grace, self.every = run_dir, grace, every
-        self.setup()
-
-    def setup(self, **info):
-        self.checked = self.seen = time.monotonic()  # also after a resume: the clock is this process's
-
-    def on_step_begin(self, iteration, trials, **info):
-        now = time.monotonic()
-        if now - self.checked < self.every:
-            return
-        self.checked = now
-        if ray.cluster_resources().get("CPU", 0) > 0:
-            self.seen = now
-        elif now - self.seen > self.grace:
-            print(f"the Ray cluster is lost (no live node for {now - self.seen:.0f} s); `sksearch resume "
-                  f"{self.run_dir}` continues the sweep", file=sys.stderr, flush=True)  # fmt: skip
-            unmark_driver(self.run_dir)
-            os._exit(CLUSTER_LOST)
 
 
 def _error_line(trial) -> str:

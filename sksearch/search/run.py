@@ -14,7 +14,7 @@ import ray
 from ray import tune
 
 from sksearch.files import check_writable_folder, is_uri, join, write_bytes
-from sksearch.search.callbacks import ClusterWatch, LiveTable, TableCallback, TrialNotes, rebuild_tables
+from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables
 from sksearch.search.extend import merge_extension, plan_extension, record_own_trials
 from sksearch.search.plan import SweepPlan, load_plan_here
 from sksearch.search.reuse import answer_from_store, grid_cases
@@ -22,6 +22,7 @@ from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
 from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
+from sksearch.search.watch import ClusterWatch
 from sksearch.table import DRIVER_LOG, PLAN, damaged_tables, read_trials, write_history, write_trials
 from sksearch.validation import ConfigError
 
@@ -82,7 +83,8 @@ def _trainable(plan: SweepPlan, trial_fn: Callable):
 
 @contextlib.contextmanager
 def _driving(run_dir: str):
-    """While the sweep runs: this process is marked as its driver (for `status`), and Tune's and
+    """While the sweep runs: this process is marked as its driver (for `status`), watches its Ray
+    cluster (sksearch.search.watch: all nodes dead, it exits 4 with the resume command), and Tune's and
     Train's log lines (tracebacks of crashed trials among them) go to the run's driver.log rather
     than the terminal; TrialNotes says in one line what happened. A run at a URI keeps them in a
     local temporary file named after it."""
@@ -101,7 +103,8 @@ def _driving(run_dir: str):
         logger.propagate = False
     mark_driver(run_dir)
     try:
-        yield
+        with ClusterWatch(run_dir):
+            yield
     finally:
         unmark_driver(run_dir)
         for logger in loggers:
@@ -111,7 +114,7 @@ def _driving(run_dir: str):
 
 
 def _run_config(plan: SweepPlan, progress: bool):
-    callbacks = [TableCallback(plan), TrialNotes(plan), ClusterWatch(plan.run_dir)]
+    callbacks = [TableCallback(plan), TrialNotes(plan)]
     callbacks += [LiveTable(plan)] if progress else []
     return tune.RunConfig(
         name=plan.name,

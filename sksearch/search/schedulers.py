@@ -10,7 +10,7 @@ def scheduler(plan: SweepPlan):
     search = plan.space.search
     if search.early_stopping == "none":
         return None
-    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+    from ray.tune.schedulers import HyperBandScheduler
 
     metric, mode = search.objectives[0]
     max_t = plan.space.recipe.epochs
@@ -18,5 +18,12 @@ def scheduler(plan: SweepPlan):
         if knob.name == "epochs":
             max_t = int(max(knob.options()) if knob.finite else knob.high)
     if search.early_stopping == "asha":
-        return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t, grace_period=1)
+        return asha(metric, mode, max_t)
     return HyperBandScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t)
+
+
+def asha(metric: str, mode: str, max_t: int):
+    """Ray Tune's ASHA as a sweep uses it: rungs from epoch 1, Ray's default reduction factor."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t, grace_period=1)

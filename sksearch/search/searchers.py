@@ -29,17 +29,22 @@ def search_setup(plan: SweepPlan, cases: list[Case]) -> tuple[dict[str, Any], An
     return {}, FeasibleSearcher(_optuna_searcher(plan), plan), search.num_samples
 
 
+def optuna_sampler(algorithm: str, seed: int, num_samples: int):
+    """The Optuna sampler of a `tpe` or `nsga2` sweep of num_samples trials (replay uses the same)."""
+    import optuna
+
+    if algorithm == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, num_samples // 3)))
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(50, num_samples // 2)))
+
+
 def _optuna_searcher(plan: SweepPlan):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = plan.space.search
-    seed = search.seeds[0]
-    if search.algorithm == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, search.num_samples // 3)))
-    else:
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(50, search.num_samples // 2)))
+    sampler = optuna_sampler(search.algorithm, search.seeds[0], search.num_samples)
     points = [plan.space.point_for(preset(name)) for name in search.seed_presets]
     metrics = [metric for metric, _ in search.objectives]
     modes = [mode for _, mode in search.objectives]

@@ -1,0 +1,146 @@
+"""Replay: search algorithms on the committed proxy Table 7 sweep (11 networks x 3 seeds, 8 epochs
+each, with history), Optuna's real samplers and Ray Tune's real ASHA, no training."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sksearch.cli import main
+from sksearch.schema import REPLAY_COLUMNS
+from sksearch.search.replay import ALGORITHMS, anytime, load_table, replay, replay_once
+from sksearch.table import HISTORY
+from tests.pictures import drawn, title
+
+TABLE7 = Path(__file__).parents[1] / "results" / "proxy" / "table7"
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_table([str(TABLE7)])
+
+
+def test_the_table_holds_each_network_once_with_its_seeds_averaged_and_costs_summed(table):
+    trials = pd.read_parquet(TABLE7 / "trials.parquet")
+    history = pd.read_parquet(TABLE7 / HISTORY)
+    assert len(table.networks) == trials["archid"].nunique() == 11
+    network = table.networks[0]
+    mine = trials[trials["archid"] == network.archid]
+    assert network.epochs == 8 and network.point == {"branches": "K3", "attention": False}
+    assert network.values(table.objectives, 8) == pytest.approx([mine["top1_err"].mean(), mine["gmacs"].mean()])
+    epochs = history[history["trial_id"].isin(mine["trial_id"])]
+    assert network.epoch_seconds.sum() == pytest.approx(epochs["epoch_time"].sum())
+    assert table.total_seconds == pytest.approx(history["epoch_time"].sum())
+
+
+def test_exact_and_nearest_lookups(table):
+    assert table.exact({"branches": "K3+K5", "attention": True}) is not None
+    # one branch with attention is the same network as without (one archid): the table holds it once
+    assert table.exact({"branches": "K5", "attention": True}) is None
+    nearest = table.nearest({"branches": "K5", "attention": True}, excluded=set())
+    assert table.networks[nearest].point == {"branches": "K5", "attention": False}  # first of those 1 knob away
+    assert table.nearest({"branches": "K5", "attention": True}, excluded={nearest}) == 4  # K3+K5 SK, next at 1
+    everything_but_one = set(range(len(table.networks))) - {4}
+    assert table.nearest({"branches": "K3"}, everything_but_one) == 4
+    assert table.nearest({}, set(range(len(table.networks)))) is None
+
+
+@pytest.mark.parametrize("algorithm", ["random", "grid", "tpe", "nsga2"])
+def test_with_the_whole_budget_every_algorithm_tries_each_network_once_and_reaches_the_whole_front(table, algorithm):
+    rows = pd.DataFrame(replay_once(table, algorithm, seed=1, budget=1.0))
+    assert sorted(rows["archid"]) == sorted(network.archid for network in table.networks)
+    assert rows["hv_fraction"].iloc[-1] == pytest.approx(1.0)
+    assert rows["compute"].iloc[-1] == pytest.approx(1.0)
+    assert (np.diff(rows["hv_fraction"]) >= 0).all() and (np.diff(rows["seconds"]) > 0).all()
+    assert not rows["stopped"].any()
+
+
+def test_budget_seeds_and_the_orders(table):
+    runs = replay(table, ["random", "grid", "tpe"], repeats=3, budget=0.3)
+    assert (runs["seconds"] <= 0.3 * table.total_seconds).all()
+    orders = {key: tuple(run["archid"]) for key, run in runs.groupby(["algorithm", "repeat"])}
+    assert len({orders["grid", repeat] for repeat in range(3)}) == 1  # grid: the table's order each time
+    assert orders["grid", 0][0] == table.networks[0].archid
+    assert len({orders["random", repeat] for repeat in range(3)}) > 1  # seeded differently
+    again = replay(table, ["random", "tpe"], repeats=3, budget=0.3)
+    pd.testing.assert_frame_equal(again, runs[runs["algorithm"] != "grid"].reset_index(drop=True))
+
+
+def test_asha_stops_at_its_rungs_and_spends_less_per_trial(table):
+    rows = replay(table, ["asha"], repeats=5, budget=1.0)
+    stopped = rows[rows["stopped"]]
+    assert len(stopped) > 0
+    assert set(stopped["epochs"]) <= {1, 4}  # ASHA's rungs for grace 1, reduction 4, 8 epochs
+    first = rows.groupby("repeat").head(1)
+    assert (first["epochs"] == 8).all()  # nothing recorded yet at its rungs: the first trial runs to the end
+    assert (rows.groupby("repeat")["trial"].size() == len(table.networks)).all()
+    assert rows.groupby("repeat")["compute"].max().max() < 1.0
+
+
+def test_parallel_workers_keep_the_budget_and_the_clock(table):
+    rows = pd.DataFrame(replay_once(table, "random", seed=0, budget=1.0, workers=3))
+    assert rows["compute"].iloc[-1] == pytest.approx(1.0)
+    assert rows["clock"].iloc[-1] < rows["seconds"].iloc[-1]  # three at a time: less wall than compute
+
+
+def test_anytime_medians_on_both_axes(table):
+    runs = replay(table, ["random"], repeats=4, budget=0.5)
+    curves = anytime(runs, budget=0.5, points=11)
+    compute = curves[curves["axis"] == "compute"]
+    assert list(compute["at"]) == pytest.approx(np.linspace(0, 0.5, 11).tolist())
+    last = runs.groupby("repeat")["hv_fraction"].last()
+    assert compute["hv_fraction_median"].iloc[-1] == pytest.approx(last.median())
+    assert (compute["hv_fraction_q25"] <= compute["hv_fraction_median"]).all()
+    epochs = curves[curves["axis"] == "trial_epochs"]
+    assert epochs["at"].min() == 0 and epochs["at"].max() <= runs["trial_epochs"].max()
+
+
+def test_the_replay_verb_writes_tables_and_a_picture(tmp_path, capsys):
+    out = tmp_path / "replay"
+    assert main(["replay", str(TABLE7), "--repeats", "3", "--budget", "0.5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "11 networks, 88 trial-epochs" in printed and all(f"  {name} " in printed for name in ALGORITHMS)
+    summary = pd.read_csv(out / "at_budget.csv")
+    assert list(summary["algorithm"]) == list(ALGORITHMS) and (summary["repeats"] == 3).all()
+    assert len(pd.read_csv(out / "replay.csv")) > 0 and set(pd.read_csv(out / "anytime.csv")["axis"]) == {
+        "compute",
+        "trial_epochs",
+    }
+    for name in ("replay.csv", "anytime.csv", "at_budget.csv"):  # each column is explained in one place
+        assert set(pd.read_csv(out / name).columns) <= set(REPLAY_COLUMNS), name
+    panels = drawn(out / "replay.png")
+    assert panels[0]["ylabel"] == "hypervolume / the whole table's"
+    assert [entry.split(" ")[0] for entry in panels[0]["legend"]] == list(ALGORITHMS)
+    assert "11 networks of table7" in title(out / "replay.png")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algorithms", "random,bayes"], "--algorithms: unknown algorithm 'bayes'"),
+        (["--algorithms", "tpe,tpe"], "--algorithms: lists an algorithm twice"),
+        (["--budget", "0"], "--budget: must be a fraction of the table's compute in (0, 1], got 0"),
+        (["--budget", "1.5"], "--budget: must be a fraction"),
+        (["--objectives", "gmacs:min,top1_err:min"], "--algorithms: asha stops trials on the first objective"),
+        (["--objectives", "top1_err:min,latency:min"], "--objectives[1]: no column 'latency'"),
+    ],
+)
+def test_bad_replay_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "replay"
+    assert main(["replay", str(TABLE7), "--out", str(out), *args]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error, error
+    assert not out.exists()
+
+
+def test_a_folder_that_is_no_sweep_or_has_no_history_is_refused(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bare = tmp_path / "bare"
+    shutil.copytree(TABLE7, bare)
+    (bare / HISTORY).unlink()
+    assert main(["replay", str(bare), "--out", str(tmp_path / "o")]) == 2
+    assert "has no per-epoch history" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
