@@ -60,7 +60,10 @@ def test_an_entry_whose_checkpoint_vanished_is_absent_and_gc_removes_it(tmp_path
     gone.rmdir()
     assert store.answer("k", 2) is None and store.answer("f", 2).row["status"] == "failed"
     assert main(["store", "ls", "--store", str(tmp_path / "store")]) == 0
-    assert "2 records of 2 keys" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "2 records of 2 keys" in listed
+    (failed,) = [line for line in listed.splitlines() if line.split()[0] == "f"]
+    assert failed.split()[-1] == "none"  # a failed record needs no checkpoint: not "gone"
     assert main(["store", "gc", "--store", str(tmp_path / "store")]) == 0
     assert "removed 1 stored trials" in capsys.readouterr().out
     assert store.stored_keys() == ["f"]  # the key's folder went with its last record

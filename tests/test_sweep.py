@@ -312,6 +312,23 @@ def test_a_trial_stopped_early_before_goes_on_from_its_stored_checkpoint(tmp_pat
     assert done["reason"] == "continued from stored trial asha/t0 after epoch 1"
 
 
+def test_a_stored_failure_answers_an_optuna_suggestion_as_failed_without_a_launch(tmp_path):
+    """Every network of the space stored as diverged (training is deterministic per seed): TPE's
+    suggestions are each told failed, as a grid sweep answers them, and none is launched."""
+    from sksearch.search.searchers import search_setup
+    from sksearch.search.store import Record, Store, trial_key
+
+    plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path), algorithm="tpe", num_samples=4)
+    for index, candidate in enumerate(plan.candidates):
+        key = trial_key(candidate.spec, plan.recipe_for(candidate.knobs, 0))
+        row = {"sweep": "old", "trial_id": f"t{index}", "status": "failed", "reason": "diverged: loss nan"}
+        Store(plan.store_location).put(Record(key, row, ()))
+    _, searcher, _ = search_setup(plan, [])
+    searcher.max_tries = 12
+    assert searcher.suggest("trial-0") == searcher.FINISHED
+    assert searcher.answered == 12 and not searcher.keys  # each answered, nothing running
+
+
 def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp_path):
     from sksearch.search.searchers import stored_results
 

@@ -57,8 +57,15 @@ def _summary(record) -> dict:
         "status": row.get("status"),
         "epochs": row.get("epochs"),
         "top1_err": row.get("top1_err"),
-        "checkpoint": "yes" if checkpoint_exists(record) and row.get("checkpoint") else "gone",
+        "checkpoint": _checkpoint_state(record, checkpoint_exists(record)),
     }
+
+
+def _checkpoint_state(record, exists: bool) -> str:
+    """yes; none (a record that needs none: a failed trial, answered without it); or gone."""
+    if not record.row.get("checkpoint"):
+        return "none" if record.row.get("status") == "failed" else "gone"
+    return "yes" if exists else "gone"
 
 
 def _show_flags(parser: argparse.ArgumentParser) -> None:

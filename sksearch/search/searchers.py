@@ -89,9 +89,10 @@ def stored_results(plan: SweepPlan) -> list[tuple[dict[str, Any], list[float]]]:
 class FeasibleSearcher(Searcher):
     """Wraps a searcher so that a suggestion is launched only when it must be: one the space
     rejects (a violated constraint) is told failed; one whose (network, recipe, seed) this sweep has
-    finished, or the trial store answers, is told that result; one this sweep is training right now
-    is told failed (Optuna samples elsewhere). Each time the searcher is asked again, so a sweep
-    never trains a network twice. When every suggestion is a network already run, the search ends."""
+    finished, or the trial store answers, is told that result (a stored failure: failed); one this
+    sweep is training right now is told failed (Optuna samples elsewhere). Each time the searcher is
+    asked again, so a sweep never trains a network twice. When every suggestion is a network already
+    run, the search ends."""
 
     def __init__(self, searcher, plan: SweepPlan, max_tries: int = 500):
         self.searcher, self.plan, self.space, self.max_tries = searcher, plan, plan.space, max_tries
@@ -121,24 +122,28 @@ class FeasibleSearcher(Searcher):
             key = trial_key(candidate.spec, self.plan.recipe_for(point, seed))
             if key not in looked_up:
                 looked_up[key] = self._known_result(key)
-            known = looked_up[key]
+            known = looked_up[key]  # None: not known; {}: a stored failure (it diverged); else its objectives
             if known is not None or key in self.results:
                 self.answered += known is not None
-                self.searcher.on_trial_complete(inner_id, result=known, error=known is None)
+                self.searcher.on_trial_complete(inner_id, result=known or None, error=not known)
                 continue
             self.inner_ids[trial_id], self.keys[trial_id], self.results[key] = inner_id, key, None
             return config
         return self.FINISHED  # the searcher suggests nothing new any more
 
     def _known_result(self, key: str) -> dict | None:
-        """The objectives of `key` from this sweep's finished trial or from the trial store."""
+        """The objectives of `key` from this sweep's finished trial or from the trial store, where
+        a stored failure (a diverged trial: training is deterministic per seed) is {}, as a grid
+        sweep answers it too."""
         if self.results.get(key) is not None:
             return self.results[key]
         if not self.plan.reuse:
             return None
         record = Store(self.plan.store_location).answer(key, self.space.recipe.epochs)
-        if record is None or record.row.get("status") not in ("completed", "stopped"):
+        if record is None or record.row.get("status") not in ("completed", "stopped", "failed"):
             return None
+        if record.row["status"] == "failed":
+            return {}
         return {metric: record.row.get(metric) for metric, _ in self.plan.objectives}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
