@@ -68,8 +68,9 @@ def test_budget_seeds_and_the_orders(table):
     pd.testing.assert_frame_equal(again, runs[runs["algorithm"] != "grid"].reset_index(drop=True))
 
 
-def test_asha_stops_at_its_rungs_and_spends_less_per_trial(table):
-    rows = replay(table, ["asha"], repeats=5, budget=1.0)
+@pytest.mark.parametrize("algorithm", ["asha", "mo-asha"])
+def test_asha_stops_at_its_rungs_and_spends_less_per_trial(table, algorithm):
+    rows = replay(table, [algorithm], repeats=5, budget=1.0)
     stopped = rows[rows["stopped"]]
     assert len(stopped) > 0
     assert set(stopped["epochs"]) <= {1, 4}  # ASHA's rungs for grace 1, reduction 4, 8 epochs
@@ -125,6 +126,7 @@ def test_the_replay_verb_writes_tables_and_a_picture(tmp_path, capsys):
         (["--budget", "1.5"], "--budget: must be a fraction"),
         (["--objectives", "gmacs:min,top1_err:min"], "--algorithms: asha stops trials on the first objective"),
         (["--objectives", "top1_err:min,latency:min"], "--objectives[1]: no column 'latency'"),
+        (["--objectives", "top1_err:min", "--algorithms", "mo-asha"], "--algorithms: mo-asha ranks two or more"),
     ],
 )
 def test_bad_replay_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):

@@ -76,7 +76,7 @@ def cmd_attention(args: argparse.Namespace) -> int:
 
 def _replay_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished sweeps of one space, with history")
-    parser.add_argument("--algorithms", default="random,grid,tpe,nsga2,asha", help="comma-separated, of those")
+    parser.add_argument("--algorithms", default="random,grid,tpe,nsga2,asha,mo-asha", help="comma-separated, of those")
     parser.add_argument("--budget", type=float, default=0.25, help="fraction of the table's compute, in (0, 1]")
     parser.add_argument("--repeats", type=positive_int, default=20, help="replays of each algorithm, seeded 0..n-1")
     parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the first sweep's)")

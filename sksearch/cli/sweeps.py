@@ -16,7 +16,7 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algorithm", help="grid, random, tpe or nsga2 (default: the space's)")
     parser.add_argument("--num-samples", type=positive_int, help="trials for random/tpe/nsga2")
     parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the space's)")
-    parser.add_argument("--early-stopping", help="none, asha or hyperband")
+    parser.add_argument("--early-stopping", help="none, asha, hyperband or mo-asha (every objective)")
     parser.add_argument("--seeds", type=int_list, help="training seeds, e.g. 0,1,2 (grid/random repeat each network)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial, also torch's threads")
     parser.add_argument("--gpus-per-trial", type=float, help="fractions allowed (default: 1 if the cluster has GPUs)")

@@ -169,10 +169,13 @@ def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:
 def _trial_history(trial) -> list[dict[str, Any]]:
     """Per-epoch metrics from the trial's own result log (persisted by Ray, so a resumed run has
     them all)."""
-    return [{"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}} for record in _results(trial)]
+    return [
+        {"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}}
+        for record in reported_results(trial)
+    ]
 
 
-def _results(trial) -> list[dict[str, Any]]:
+def reported_results(trial) -> list[dict[str, Any]]:
     """The epochs a trial reported, from its result.json (a line cut short by a crash is skipped)."""
     try:
         text = read_bytes(join(trial.path, "result.json")).decode(errors="replace")
@@ -194,7 +197,7 @@ def rebuild_tables(plan: SweepPlan, trials) -> pd.DataFrame:
     damaged or deleted). A trial Ray's state still calls unfinished whose own log says it ended is
     finished: the state is saved less often than the log."""
     for trial in trials:
-        records = _results(trial)
+        records = reported_results(trial)
         if records and records[-1].get("status") in ("completed", "failed"):
             trial.update_last_result(records[-1])
             trial.set_status(trial.TERMINATED)

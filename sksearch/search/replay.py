@@ -1,17 +1,17 @@
 """Replay: search algorithms run against finished sweeps' tables instead of training.
 
 Each algorithm decides as it would in a sweep, with the code a sweep uses: Optuna's samplers through
-ask/tell (built by searchers.optuna_sampler, the points drawn by the space's own `suggest`) and Ray
-Tune's ASHA deciding after every epoch (schedulers.asha). Only the backend is simulated: a trial's
-epochs are read from the tables' per-epoch history and each costs its recorded epoch time on a
-simulated clock, `workers` trials at a time.
+ask/tell (built by searchers.optuna_sampler, the points drawn by the space's own `suggest`), and
+Ray Tune's ASHA or sksearch's MO-ASHA deciding after every epoch (schedulers.py). Only the backend
+is simulated: a trial's epochs are read from the tables' per-epoch history and each costs its
+recorded epoch time on a simulated clock, `workers` trials at a time.
 
 What a replayed algorithm can try is the tabulated networks. A suggestion of a network the table
 holds is that network; one already measured is answered from the table at no cost and the sampler
 asks again (as a sweep's trial store answers it); a suggestion the table lacks runs the nearest
 network not yet tried (knob distance: 1 per differing choice, range-normalised for numbers), and
 the sampler is told that network's result. `random` tries the networks in a random order, `grid`
-in the table's order, `asha` in a random order under ASHA.
+in the table's order, `asha` and `mo-asha` in a random order under that scheduler (schedulers.py).
 
 After each trial ends, the hypervolume of what has been measured so far (a stopped trial with the
 metrics of its last epoch) is recorded against the compute spent; schema.REPLAY_COLUMNS says what
@@ -43,7 +43,7 @@ from sksearch.search.spacefile import parse_space
 from sksearch.table import HISTORY_COLUMNS, PLAN, read_history
 from sksearch.validation import ConfigError
 
-ALGORITHMS = ("random", "grid", "tpe", "nsga2", "asha")
+ALGORITHMS = ("random", "grid", "tpe", "nsga2", "asha", "mo-asha")
 _ASKS_ANSWERED_IN_A_ROW = 50  # then the nearest untried network runs, so a converged sampler still spends
 
 
@@ -145,10 +145,15 @@ def check_replay(algorithms: Sequence[str], budget: float, table: Table | None =
         raise ConfigError("--algorithms", "lists an algorithm twice")
     if not 0 < budget <= 1:
         raise ConfigError("--budget", f"must be a fraction of the table's compute in (0, 1], got {budget:g}")
-    metric = table.objectives[0][0] if table is not None else None
-    if "asha" in algorithms and table is not None and metric not in table.networks[0].curves:
+    if table is None:
+        return
+    metric = table.objectives[0][0]
+    if "asha" in algorithms and metric not in table.networks[0].curves:
         raise ConfigError("--algorithms", f"asha stops trials on the first objective, and {metric} has no per-epoch "
                           f"history; put a learned metric such as top1_err first")  # fmt: skip
+    if "mo-asha" in algorithms and len(table.objectives) < 2:
+        raise ConfigError("--algorithms", f"mo-asha ranks two or more objectives and there is one ({metric}); "
+                          "plain asha stops on one")  # fmt: skip
 
 
 # -- reading the tables ------------------------------------------------------------------------
@@ -286,18 +291,25 @@ def _proposer(table: Table, algorithm: str, seed: int, expected_trials: int):
     return _Ordered(order if algorithm == "grid" else np.random.default_rng(seed).permutation(len(order)))
 
 
+def _stopper(algorithm: str, table: Table):
+    """The scheduler a sweep with this early stopping would use (None for none)."""
+    from sksearch.search.schedulers import MultiObjectiveASHA, asha
+
+    max_t = max(network.epochs for network in table.networks)
+    if algorithm == "asha":
+        return asha(*table.objectives[0], max_t)
+    return MultiObjectiveASHA(table.objectives, max_t) if algorithm == "mo-asha" else None
+
+
 def replay_once(table: Table, algorithm: str, seed: int, budget: float, workers: int = 1) -> list[dict[str, Any]]:
     """One replay of `algorithm` until `budget` (a fraction of the table's compute in seconds) is
     spent or nothing is left to try: one row per ended trial."""
     from ray.tune.schedulers import TrialScheduler
 
-    from sksearch.search.schedulers import asha
-
     limit = budget * table.total_seconds
     expected = max(2, math.ceil(budget * len(table.networks)))
     proposer = _proposer(table, algorithm, seed, expected)
-    metric, mode = table.objectives[0]
-    stopper = asha(metric, mode, max(network.epochs for network in table.networks)) if algorithm == "asha" else None
+    stopper = _stopper(algorithm, table)
     running: list[tuple[float, int, _Trial]] = []
     taken: set[int] = set()
     measured: list[list[float]] = []
@@ -326,7 +338,8 @@ def replay_once(table: Table, algorithm: str, seed: int, budget: float, workers:
             break
         spent, epochs_spent, trial.epoch = spent + cost, epochs_spent + 1, trial.epoch + 1
         values = network.values(table.objectives, trial.epoch)
-        result = {"training_iteration": trial.epoch, metric: values[0]}
+        names = [name for name, _ in table.objectives]
+        result = {"training_iteration": trial.epoch, **dict(zip(names, values, strict=True))}
         ended = trial.epoch == network.epochs
         if stopper is not None and not ended:
             ended = stopper.on_trial_result(None, trial.ray_trial, result) == TrialScheduler.STOP

@@ -22,7 +22,7 @@ from sksearch.spec import Branch, NetSpec, read_yaml_file
 from sksearch.validation import ConfigError, check_keys, integer, name_list, number, one_of
 
 ALGORITHMS = ("grid", "random", "tpe", "nsga2")
-EARLY_STOPPING = ("none", "asha", "hyperband")
+EARLY_STOPPING = ("none", "asha", "hyperband", "mo-asha")
 GROUPS_RULES = ("reject", "snap")
 _SECTIONS = ("name", "description", "base", "branch_options", "knobs", "groups_rule", "constraints", "recipe", "search")
 
@@ -124,7 +124,7 @@ def _parse_search(value: Any) -> SearchSettings:
     seeds = value.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds:
         raise ConfigError("search.seeds", f"must be a non-empty list of integers, got {seeds!r}")
-    return SearchSettings(
+    settings = SearchSettings(
         algorithm=one_of(value.get("algorithm", "grid"), ALGORITHMS, "search.algorithm"),
         num_samples=None
         if value.get("num_samples") is None
@@ -135,3 +135,8 @@ def _parse_search(value: Any) -> SearchSettings:
         seeds=tuple(integer(seed, f"search.seeds[{index}]", minimum=0) for index, seed in enumerate(seeds)),
         early_stopping=one_of(value.get("early_stopping", "none"), EARLY_STOPPING, "search.early_stopping"),
     )
+    if settings.early_stopping == "mo-asha" and len(settings.objectives) < 2:
+        (metric, _), *_ = settings.objectives
+        raise ConfigError("search.early_stopping", f"mo-asha ranks two or more objectives and there is one "
+                          f"({metric}); plain asha stops on one: use asha")  # fmt: skip
+    return settings
