@@ -63,6 +63,12 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "trained_params": (COMPLEXITY, "parameters of the network as trained"),
     "trained_macs": (COMPLEXITY, "MACs of the network as trained"),
     "trained_gmacs": (COMPLEXITY, "trained_macs / 1e9"),
+    "latency_ms": (
+        COMPLEXITY,
+        "measured: median milliseconds of one batch-1 forward pass of the network as declared "
+        "on the trial's device (sksearch.latency); only when an objective or constraint needs it",
+    ),
+    "throughput": (COMPLEXITY, "measured: images/s of forward passes at the recipe's batch size, as latency_ms"),
     "epochs": (RUN, "epochs run"),
     "wall_time": (RUN, "seconds the trial ran"),
     "checkpoint": (RUN, "the trial's last checkpoint folder"),
@@ -105,7 +111,8 @@ REPLAY_COLUMNS: dict[str, str] = {
 AXIS_LABELS = {"top1_err": "top-1 error (%)", "top5_err": "top-5 error (%)", "best_top1_err": "best top-1 error (%)",
                "train_loss": "training loss", "gmacs": "GMACs", "params_m": "params (M)",
                "images_per_s": "training images/s", "epoch_time": "epoch time (s)",
-               "wall_time": "wall time (s)"}  # fmt: skip
+               "wall_time": "wall time (s)", "latency_ms": "latency (ms, batch 1)",
+               "throughput": "throughput (images/s)"}  # fmt: skip
 
 
 def axis_label(column: str) -> str:
@@ -113,10 +120,12 @@ def axis_label(column: str) -> str:
 
 
 # Columns a sweep's objectives can name (the search needs them reported every epoch).
-OBJECTIVE_METRICS = ("top1_err", "top5_err", "train_loss", "gmacs", "params_m", "epoch_time", "images_per_s")
+OBJECTIVE_METRICS = ("top1_err", "top5_err", "train_loss", "gmacs", "params_m", "epoch_time", "images_per_s",
+                     "latency_ms", "throughput")  # fmt: skip
+TIMING_METRICS = ("latency_ms", "throughput")  # measured before training, only when a sweep needs them
 FINAL_METRICS = ("top1_err", "top5_err", "train_loss", "best_top1_err", "best_top5_err", "best_epoch")
-RUN_REPORTS = ("fvcore_flops", "trained_archid", "trained_params", "trained_macs", "trained_gmacs", "images_per_s",
-               "node_id", "resumed_at_epoch")  # fmt: skip
+RUN_REPORTS = (*TIMING_METRICS, "fvcore_flops", "trained_archid", "trained_params", "trained_macs", "trained_gmacs",
+               "images_per_s", "node_id", "resumed_at_epoch")  # fmt: skip
 FRONT_SIZES = range(2, 4)  # a Pareto front of 2 or 3 objectives
 _BRANCH_COLUMN = re.compile(r"(kernel|dilation|groups)_\d+")
 

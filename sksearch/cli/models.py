@@ -1,4 +1,4 @@
-"""Verbs about networks: presets, spec, count, paper."""
+"""Verbs about networks: presets, spec, count, paper, latency."""
 
 from __future__ import annotations
 
@@ -95,4 +95,39 @@ def cmd_paper(args: argparse.Namespace) -> int:
     csv_path, md_path = write_report(args.out)
     print(md_path.read_text())
     print(f"wrote {csv_path} and {md_path}")
+    return 0
+
+
+def _latency_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="preset name, spec YAML file, or space YAML file (each of its networks)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--batch", type=positive_int, default=8, help="batch of the throughput run (latency: 1)")
+    parser.add_argument("--threads", type=positive_int, help="torch's CPU threads (default: torch's)")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--runs", type=positive_int, default=10, help="timed runs (the median counts)")
+    parser.add_argument(
+        "--samples", type=positive_int, default=20, help="networks drawn from a space with a float range"
+    )
+    parser.add_argument("--store", help="where timings are cached (default: results/store); measured once each")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+
+
+@verb("latency", "measured latency (batch 1) and throughput of a preset, spec or a space's networks", _latency_flags)
+def cmd_latency(args: argparse.Namespace) -> int:
+    from sksearch.search.timings import check_device, is_space_file, network_timings, space_networks
+
+    check_device(args.device)
+    networks = space_networks(args.model, args.samples) if is_space_file(args.model) else [spec_argument(args.model)]
+    frame = network_timings(networks, device=args.device, batch=args.batch, threads=args.threads,
+                            channels_last=args.channels_last, runs=args.runs, store=args.store)  # fmt: skip
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(frame.to_json(orient="records", indent=2))
+    else:
+        shown = frame.drop(columns=["device", "threads", "batch"])
+        print(shown.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+        first = frame.iloc[0]
+        print(f"measured on {first['device']}, {first['threads']} threads; latency at batch 1, "
+              f"throughput (images/s) at batch {first['batch']}; latency_spread: IQR / median of the runs")  # fmt: skip
     return 0

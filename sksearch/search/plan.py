@@ -19,6 +19,7 @@ from typing import Any
 from sksearch.files import check_writable_folder, exists, is_uri, join, read_bytes
 from sksearch.presets import preset
 from sksearch.recipes import Recipe
+from sksearch.schema import TIMING_METRICS
 from sksearch.search.space import Draw, Space
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import store_location
@@ -94,6 +95,11 @@ class SweepPlan:
     @property
     def objectives(self) -> tuple[tuple[str, str], ...]:
         return self.space.search.objectives
+
+    @property
+    def timed(self) -> bool:
+        """Whether trials measure latency and throughput first: an objective or a constraint needs them."""
+        return self.space.constraints.timed or any(name in TIMING_METRICS for name, _ in self.objectives)
 
     def point_and_seed(self, config: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         """Grid/random configs carry {"case": {"point", "seed"}} (or, planned before the store,

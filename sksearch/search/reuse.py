@@ -53,9 +53,21 @@ def answer_from_store(plan: SweepPlan, cases: list[Case]) -> Answered:
             to_run.append(case)
             continue
         trial_id = f"reused-{plan.name}-{len(rows):05d}"  # unique in the union an extension makes
-        rows.append(_reused_row(plan, case, candidate, recipe, record, trial_id))
+        row = _reused_row(plan, case, candidate, recipe, record, trial_id)
+        rows.append(_with_timing(plan, row, candidate, recipe, store) if plan.timed else row)
         history.extend({**epoch, "trial_id": trial_id} for epoch in record.history)
     return Answered(rows, history, to_run)
+
+
+def _with_timing(plan: SweepPlan, row: dict[str, Any], candidate: Candidate, recipe: Recipe, store: Store) -> dict:
+    """A reused row with the latency and throughput the sweep needs (the record's, or measured now,
+    as its trial would have) and the sweep's bounds on them: a network too slow is `failed`."""
+    from sksearch.search.timings import trial_timing
+
+    timing = trial_timing(candidate.spec, recipe, store, plan.resources.cpus_per_trial, known=row)
+    broken = plan.space.constraints.timing_violation(timing)
+    failed = {"status": "failed", "reason": f"{broken} (the network of {row['reused_from']})"} if broken else {}
+    return {**row, **timing, **failed}
 
 
 def _reused_row(

@@ -63,6 +63,9 @@ def _trainable(plan: SweepPlan, trial_fn: Callable):
     # a request the cluster can never meet would wait forever: refuse it now
     if gpus > cluster.get("GPU", 0):
         raise ConfigError("--gpus-per-trial", f"asks for {gpus:g} GPUs; the cluster has {cluster.get('GPU', 0):g}")
+    if plan.timed and plan.space.recipe.device == "cuda" and not gpus:
+        raise ConfigError("--gpus-per-trial", "latency is measured on the trial's device, the recipe's cuda, and "
+                          "this sweep's trials get no GPU")  # fmt: skip
     needed = resources.cpus_per_trial * resources.workers_per_trial
     if needed > cluster.get("CPU", 0):
         have = cluster.get("CPU", 0)

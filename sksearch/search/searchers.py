@@ -121,7 +121,7 @@ class FeasibleSearcher(Searcher):
             point, seed = self.plan.point_and_seed(config)
             key = trial_key(candidate.spec, self.plan.recipe_for(point, seed))
             if key not in looked_up:
-                looked_up[key] = self._known_result(key)
+                looked_up[key] = self._known_result(key, point, seed)
             known = looked_up[key]  # None: not known; {}: a stored failure (it diverged); else its objectives
             if known is not None or key in self.results:
                 self.answered += known is not None
@@ -131,7 +131,7 @@ class FeasibleSearcher(Searcher):
             return config
         return self.FINISHED  # the searcher suggests nothing new any more
 
-    def _known_result(self, key: str) -> dict | None:
+    def _known_result(self, key: str, point: dict[str, Any], seed: int) -> dict | None:
         """The objectives of `key` from this sweep's finished trial or from the trial store, where
         a stored failure (a diverged trial: training is deterministic per seed) is {}, as a grid
         sweep answers it too."""
@@ -144,7 +144,17 @@ class FeasibleSearcher(Searcher):
             return None
         if record.row["status"] == "failed":
             return {}
-        return {metric: record.row.get(metric) for metric, _ in self.plan.objectives}
+        row = record.row
+        if self.plan.timed:  # the store's trial may predate the need: its timing is measured now
+            from sksearch.search.timings import trial_timing
+
+            candidate, recipe = self.space.candidate(point), self.plan.recipe_for(point, seed)
+            timing = trial_timing(candidate.spec, recipe, Store(self.plan.store_location),
+                                  self.plan.resources.cpus_per_trial, known=row)  # fmt: skip
+            if self.space.constraints.timing_violation(timing):
+                return {}
+            row = {**row, **timing}
+        return {metric: row.get(metric) for metric, _ in self.plan.objectives}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.inner_ids:

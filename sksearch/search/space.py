@@ -34,6 +34,9 @@ class Constraints:
     max_gmacs: float | None = None
     match_gmacs: float | None = None  # compute-matched: scale width to land on this GMACs
     match_tolerance: float = 0.02  # relative
+    # measured on the trial's device before it trains (sksearch.latency): a violating trial ends `failed`
+    max_latency_ms: float | None = None
+    min_throughput: float | None = None
 
     def violation(self, complexity: Complexity) -> str | None:
         checks = (
@@ -47,6 +50,18 @@ class Constraints:
             if bound is not None and violates(value, bound):
                 return name
         return None
+
+    def timing_violation(self, timing: Mapping[str, float]) -> str | None:
+        """Why a measured network breaks a latency or throughput bound (None when it does not)."""
+        if self.max_latency_ms is not None and timing["latency_ms"] > self.max_latency_ms:
+            return f"latency {timing['latency_ms']:.2f} ms > max_latency_ms {self.max_latency_ms:g}"
+        if self.min_throughput is not None and timing["throughput"] < self.min_throughput:
+            return f"throughput {timing['throughput']:.1f} images/s < min_throughput {self.min_throughput:g}"
+        return None
+
+    @property
+    def timed(self) -> bool:
+        return self.max_latency_ms is not None or self.min_throughput is not None
 
     def compute_matched(self, spec: NetSpec) -> tuple[NetSpec, float]:
         """Scale the units' width until GMACs land within the tolerance of the target (Table 3).

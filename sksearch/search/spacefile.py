@@ -88,7 +88,8 @@ def _parse_branch_options(value: Any) -> dict[str, BranchOption]:
 
 
 def _parse_constraints(value: Any) -> Constraints:
-    known = ("min_params_m", "max_params_m", "min_gmacs", "max_gmacs", "compute_matched")
+    known = ("min_params_m", "max_params_m", "min_gmacs", "max_gmacs", "compute_matched", "max_latency_ms",
+             "min_throughput")  # fmt: skip
     bounds: dict[str, Any] = {}
     for key, entry in check_keys(value, known, "constraints").items():
         path = f"constraints.{key}"

@@ -6,7 +6,8 @@ change training (all but threads, workers, device, download and the recipe's nam
 Each trial is one immutable JSON record, `<store>/<key>/<sweep>-<trial id>.json`, written atomically
 (a rename, or one put at a URI): writers on many nodes never rewrite a shared file, so none can lose
 or corrupt another's record. A record holds the trial's results-table row (metrics, complexity,
-wall time, status and reason, checkpoint) and its per-epoch history. No Ray here.
+wall time, status and reason, checkpoint) and its per-epoch history. Measured timings of networks
+(sksearch.latency) are cached beside them, `<store>/.timings/<timing key>.json`. No Ray here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sksearch.validation import ConfigError
 # Record statuses a later request can be answered from: the trial ran to its last epoch or ended
 # itself (a diverged network diverges again); `stopped` answers requests for as many epochs as it ran.
 REUSABLE = ("completed", "failed", "stopped")
+TIMINGS = ".timings"  # a hidden folder: not a key
 
 
 def recipe_fingerprint(recipe: Recipe) -> str:
@@ -113,6 +115,17 @@ class Store:
             and checkpoint_exists(record)
         ]
         return max(usable, key=lambda record: int(record.row.get("epochs") or 0), default=None)
+
+    def timing(self, key: str) -> dict | None:
+        """A cached measured timing (sksearch.latency.Timing as a dict), or None."""
+        location = join(self.location, TIMINGS, f"{key}.json")
+        try:
+            return json.loads(read_bytes(location)) if exists(location) else None
+        except (OSError, ValueError):
+            return None
+
+    def put_timing(self, key: str, timing: dict) -> None:
+        write_bytes(join(self.location, TIMINGS, f"{key}.json"), json.dumps(timing, sort_keys=True).encode())
 
     def remove(self, record: Record) -> None:
         name = f"{record.row['sweep']}-{record.row['trial_id']}.json"

@@ -38,6 +38,16 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
         "fvcore_flops": _fvcore_flops(candidate.spec),
         "node_id": _node_id(),
     }
+    if plan.timed:
+        from sksearch.search.timings import trial_timing
+
+        store = Store(plan.store_location)
+        static.update(trial_timing(candidate.spec, recipe, store, plan.resources.cpus_per_trial))
+        broken = plan.space.constraints.timing_violation(static)
+        if broken:  # not trained: the network is too slow on this device
+            errors = {name: float("nan") for name in ("top1_err", "top5_err", "train_loss")}
+            _tune_report({**static, **errors, "epoch": 0, "status": "failed", "reason": broken}, None)
+            return
     if plan.resources.workers_per_trial > 1:
         _run_data_parallel(plan, candidate.spec, recipe, static)
         return
