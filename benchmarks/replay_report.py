@@ -1,0 +1,57 @@
+"""What the search algorithms reach on the committed tabulated benchmark, replayed (no training).
+
+    .venv/bin/python benchmarks/replay_report.py [--table results/sknet50_smoke] [--repeats 20] [--budget 0.5]
+
+Replays random, grid, TPE, NSGA-II, ASHA (on top1_err) and MO-ASHA (on every objective) --repeats
+times each up to --budget of the table's compute, objectives top1_err and gmacs, writes the replay's
+CSVs and PNG into TABLE/replay, and prints, per algorithm, the fraction of the table's hypervolume
+reached at 10%, 25% and 50% of the compute (median [IQR] over repeats) and the least compute at
+which its median reaches 95%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CHECKPOINTS = (0.10, 0.25, 0.50)
+
+
+def main() -> None:
+    from sksearch.search.replay import ALGORITHMS, anytime, load_table, replay, write_replay
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", default=str(ROOT / "results" / "sknet50_smoke"))
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--budget", type=float, default=0.5)
+    args = parser.parse_args()
+    table = load_table([args.table], "top1_err:min,gmacs:min")
+    started = time.perf_counter()
+    trials = replay(table, ALGORITHMS, args.repeats, args.budget)
+    seconds = time.perf_counter() - started
+    write_replay(str(Path(args.table) / "replay"), trials, table, args.budget)
+    curves = anytime(trials, args.budget, points=round(args.budget * 100) + 1)
+    compute = curves[curves["axis"] == "compute"]
+    print(f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s of "
+          f"compute; {len(ALGORITHMS)} algorithms x {args.repeats} repeats replayed in {seconds:.1f} s")  # fmt: skip
+    header = " | ".join(f"{fraction:.0%} of the compute" for fraction in CHECKPOINTS)
+    print(f"| algorithm | {header} | least compute with median >= 95% |")
+    print("|---|" + "---:|" * (len(CHECKPOINTS) + 1))
+    for algorithm, curve in compute.groupby("algorithm", sort=False):
+        cells = []
+        for fraction in CHECKPOINTS:
+            row = curve.iloc[int(np.argmin(np.abs(curve["at"].to_numpy() - fraction)))]
+            cells.append(f"{row.hv_fraction_median:.3f} [{row.hv_fraction_q25:.3f}, {row.hv_fraction_q75:.3f}]")
+        reached = curve[curve["hv_fraction_median"] >= 0.95]
+        least = f"{reached['at'].iloc[0]:.0%}" if len(reached) else f"not within {args.budget:.0%}"
+        print(f"| {algorithm} | " + " | ".join(cells) + f" | {least} |")
+
+
+if __name__ == "__main__":
+    main()
