@@ -146,3 +146,11 @@ def test_a_folder_that_is_no_sweep_or_has_no_history_is_refused(tmp_path, capsys
     assert main(["replay", str(bare), "--out", str(tmp_path / "o")]) == 2
     assert "has no per-epoch history" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_committed_tabulated_benchmark_is_replayable():
+    """results/sknet50_smoke (benchmarks/tabulate_sknet50.py): 56 distinct networks of the SKNet-50
+    space, each with its full per-epoch history, as RESULTS.md reports."""
+    table = load_table([str(TABLE7.parents[1] / "sknet50_smoke")])
+    assert len(table.networks) == 56 and {network.epochs for network in table.networks} == {8}
+    assert table.space.name == "sknet50" and table.full_hypervolume > 0
