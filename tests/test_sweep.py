@@ -174,6 +174,11 @@ def test_a_two_worker_data_parallel_trial(tmp_path):
             ["--objectives", "top1_err,gmacs,params_m,top5_err", str(SPACES / "smoke.yaml")],
             "--objectives: takes 1 to 3 objectives, got 4",  # a front and its hypervolume take 2 or 3
         ),
+        (
+            ["--early-stopping", "mo-asha", "--objectives", "top1_err:min", str(SPACES / "smoke.yaml")],
+            "--early-stopping: mo-asha ranks two or more objectives and there is one (top1_err); plain asha",
+        ),
+        (["--objectives", "top1_err,latency", str(SPACES / "smoke.yaml")], "--objectives: unknown metric 'latency'"),
     ],
 )
 def test_bad_sweep_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, capsys, argv, message, monkeypatch):
