@@ -24,7 +24,8 @@ CHECKPOINTS = (0.10, 0.25, 0.50)
 
 
 def main() -> None:
-    from sksearch.search.replay import ALGORITHMS, anytime, load_table, replay, write_replay
+    from sksearch.search.replay import ALGORITHMS, load_table, replay
+    from sksearch.search.replay_curves import anytime, write_replay
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=str(ROOT / "results" / "sknet50_smoke"))

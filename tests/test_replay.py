@@ -10,7 +10,8 @@ import pytest
 
 from sksearch.cli import main
 from sksearch.schema import REPLAY_COLUMNS
-from sksearch.search.replay import ALGORITHMS, anytime, load_table, replay, replay_once
+from sksearch.search.replay import ALGORITHMS, load_table, replay, replay_once
+from sksearch.search.replay_curves import anytime
 from sksearch.table import HISTORY
 from tests.pictures import drawn, title
 

@@ -88,7 +88,8 @@ def _replay_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sksearch.search.replay import check_replay, load_table, replay, summary_lines, write_replay
+    from sksearch.search.replay import check_replay, load_table, replay
+    from sksearch.search.replay_curves import summary_lines, write_replay
 
     algorithms = [name.strip() for name in args.algorithms.split(",")]
     check_replay(algorithms, args.budget)

@@ -14,8 +14,8 @@ the sampler is told that network's result. `random` tries the networks in a rand
 in the table's order, `asha` and `mo-asha` in a random order under that scheduler (schedulers.py).
 
 After each trial ends, the hypervolume of what has been measured so far (a stopped trial with the
-metrics of its last epoch) is recorded against the compute spent; schema.REPLAY_COLUMNS says what
-each output column means.
+metrics of its last epoch) is recorded against the compute spent; replay_curves summarises the
+repeats, and schema.REPLAY_COLUMNS says what each output column means.
 """
 
 from __future__ import annotations
@@ -79,21 +79,17 @@ class Table:
     reference: list[float]
     signs: np.ndarray = field(init=False)
     full_hypervolume: float = field(init=False)
+    total_seconds: float = field(init=False)  # every network's every epoch
+    total_epochs: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.signs = np.array([1.0 if mode == "min" else -1.0 for _, mode in self.objectives])
+        self.total_seconds = float(sum(network.epoch_seconds.sum() for network in self.networks))
+        self.total_epochs = sum(network.epochs for network in self.networks)
         finals = [network.values(self.objectives, network.epochs) for network in self.networks]
         self.full_hypervolume = self.hypervolume(finals)
         self._index = {_frozen(network.point): index for index, network in enumerate(self.networks)}
         self._knobs = {knob.name: knob for knob in self.space.knobs}
-
-    @property
-    def total_seconds(self) -> float:
-        return float(sum(network.epoch_seconds.sum() for network in self.networks))
-
-    @property
-    def total_epochs(self) -> int:
-        return sum(network.epochs for network in self.networks)
 
     def hypervolume(self, values: Sequence[Sequence[float]]) -> float:
         points = np.asarray(values, dtype=float).reshape(-1, len(self.objectives)) * self.signs
@@ -206,22 +202,14 @@ def _network(rows: pd.DataFrame, history: pd.DataFrame, knobs: list[str], object
     last = int(per_trial["max"].min())
     epochs = epochs[epochs["epoch"] <= last]
     by_epoch = epochs.groupby("epoch")
-    first = rows.iloc[0]
+    first = rows.iloc[0].to_dict()  # Python scalars, as the space's suggest gives them
     return Network(
         archid=str(first["archid"]),
-        point={name: _plain(first[name]) for name in knobs if name in rows and not _missing(first[name])},
+        point={name: first[name] for name in knobs if name in first and not pd.isna(first[name])},
         static={name: float(rows[name].mean()) for name, _ in objectives if name not in HISTORY_COLUMNS},
         curves={name: by_epoch[name].mean().to_numpy(float) for name, _ in objectives if name in HISTORY_COLUMNS},
         epoch_seconds=by_epoch["epoch_time"].sum().to_numpy(float),
     )
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 # -- the simulated backend ---------------------------------------------------------------------
@@ -379,81 +367,3 @@ def replay(
             if progress is not None:
                 progress(1)
     return pd.DataFrame(rows)
-
-
-def anytime(trials: pd.DataFrame, budget: float, points: int = 51) -> pd.DataFrame:
-    """The hypervolume fraction reached, median and quartiles over repeats, on two axes: `compute`
-    (a fraction of the table's seconds, 0 to the budget) and `trial_epochs` (0 to the most any
-    repeat spent; a repeat counts up to what it spent, and a point needs half the repeats)."""
-    grids = {"compute": np.linspace(0.0, budget, points), "trial_epochs": np.arange(trials["trial_epochs"].max() + 1)}
-    rows = []
-    for algorithm, (axis, grid) in itertools.product(trials["algorithm"].unique(), grids.items()):
-        runs = [run for _, run in trials[trials["algorithm"] == algorithm].groupby("repeat")]
-        reached = np.array([_step(run[axis].to_numpy(), run["hv_fraction"].to_numpy(), grid) for run in runs])
-        if axis == "trial_epochs":  # past what a repeat spent, it says nothing
-            reached[grid[None, :] > np.array([run[axis].max() for run in runs])[:, None]] = np.nan
-        counted = (~np.isnan(reached)).sum(axis=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # columns with no repeat left
-            low, median, high = np.nanpercentile(reached, [25, 50, 75], axis=0)
-        for at, value in enumerate(grid):
-            if 2 * counted[at] >= len(runs):
-                rows.append({
-                    "algorithm": algorithm, "axis": axis, "at": float(value), "hv_fraction_median": median[at],
-                    "hv_fraction_q25": low[at], "hv_fraction_q75": high[at], "repeats": int(counted[at]),
-                })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def _step(at: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """The last value recorded at or before each grid point (0 before the first)."""
-    positions = np.searchsorted(at, grid, side="right")
-    return np.where(positions > 0, values[np.maximum(positions - 1, 0)], 0.0)
-
-
-def at_budget(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per algorithm, what its repeats reached when the budget ran out: the hypervolume fraction
-    (median and quartiles), and the trials and trial-epochs spent (medians)."""
-    last = trials.groupby(["algorithm", "repeat"], sort=False).agg(
-        hv_fraction=("hv_fraction", "last"), trials=("trial", "size"), trial_epochs=("trial_epochs", "last"),
-        stopped=("stopped", "sum"),
-    )  # fmt: skip
-    grouped = last.groupby(level="algorithm", sort=False)
-    return pd.DataFrame({
-        "hv_fraction_median": grouped["hv_fraction"].median(),
-        "hv_fraction_q25": grouped["hv_fraction"].quantile(0.25),
-        "hv_fraction_q75": grouped["hv_fraction"].quantile(0.75),
-        "trials_median": grouped["trials"].median(),
-        "stopped_median": grouped["stopped"].median(),
-        "trial_epochs_median": grouped["trial_epochs"].median(),
-        "repeats": grouped.size(),
-    }).reset_index()  # fmt: skip
-
-
-def write_replay(out: str, trials: pd.DataFrame, table: Table, budget: float) -> list[str]:
-    """replay.csv (every ended trial), anytime.csv, at_budget.csv and replay.png into `out`."""
-    from sksearch.analysis import plot_replay
-    from sksearch.files import atomic_write_text
-
-    curves = anytime(trials, budget)
-    summary = at_budget(trials)
-    written = []
-    for name, frame in (("replay.csv", trials), ("anytime.csv", curves), ("at_budget.csv", summary)):
-        written.append(str(atomic_write_text(join(out, name), frame.to_csv(index=False))))
-    objectives = ", ".join(f"{name} ({mode})" for name, mode in table.objectives)
-    title = f"{len(table.networks)} networks of {table.space.name}; objectives {objectives}; budget {budget:g}"
-    written.append(str(plot_replay(curves, join(out, "replay.png"), title=title)))
-    return written
-
-
-def summary_lines(trials: pd.DataFrame, table: Table, budget: float) -> list[str]:
-    """What each algorithm reached at the budget, one line each, under a line about the table."""
-    header = (
-        f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s in all; at "
-        f"{budget:g} of that compute, the fraction of the table's hypervolume reached (median [IQR]):"
-    )
-    return [header] + [
-        f"  {row.algorithm:<7} {row.hv_fraction_median:.3f} [{row.hv_fraction_q25:.3f}, {row.hv_fraction_q75:.3f}]  "
-        f"{row.trials_median:.0f} trials ({row.stopped_median:.0f} stopped), {row.trial_epochs_median:.0f} trial-epochs"
-        for row in at_budget(trials).itertuples()
-    ]

@@ -13,6 +13,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from sksearch.presets import preset
+from sksearch.recipes import Recipe
 from sksearch.search.plan import SweepPlan
 from sksearch.search.reuse import Case
 from sksearch.search.space import Rejected
@@ -119,9 +120,10 @@ class FeasibleSearcher(Searcher):
                 self.searcher.on_trial_complete(inner_id, result=None, error=True)
                 continue
             point, seed = self.plan.point_and_seed(config)
-            key = trial_key(candidate.spec, self.plan.recipe_for(point, seed))
+            recipe = self.plan.recipe_for(point, seed)
+            key = trial_key(candidate.spec, recipe)
             if key not in looked_up:
-                looked_up[key] = self._known_result(key, point, seed)
+                looked_up[key] = self._known_result(key, candidate.spec, recipe)
             known = looked_up[key]  # None: not known; {}: a stored failure (it diverged); else its objectives
             if known is not None or key in self.results:
                 self.answered += known is not None
@@ -131,7 +133,7 @@ class FeasibleSearcher(Searcher):
             return config
         return self.FINISHED  # the searcher suggests nothing new any more
 
-    def _known_result(self, key: str, point: dict[str, Any], seed: int) -> dict | None:
+    def _known_result(self, key: str, spec: NetSpec, recipe: Recipe) -> dict | None:
         """The objectives of `key` from this sweep's finished trial or from the trial store, where
         a stored failure (a diverged trial: training is deterministic per seed) is {}, as a grid
         sweep answers it too."""
@@ -139,8 +141,9 @@ class FeasibleSearcher(Searcher):
             return self.results[key]
         if not self.plan.reuse:
             return None
-        record = Store(self.plan.store_location).answer(key, self.space.recipe.epochs)
-        if record is None or record.row.get("status") not in ("completed", "stopped", "failed"):
+        store = Store(self.plan.store_location)
+        record = store.answer(key, self.space.recipe.epochs)  # completed, stopped or failed (store.REUSABLE)
+        if record is None:
             return None
         if record.row["status"] == "failed":
             return {}
@@ -148,9 +151,7 @@ class FeasibleSearcher(Searcher):
         if self.plan.timed:  # the store's trial may predate the need: its timing is measured now
             from sksearch.search.timings import trial_timing
 
-            candidate, recipe = self.space.candidate(point), self.plan.recipe_for(point, seed)
-            timing = trial_timing(candidate.spec, recipe, Store(self.plan.store_location),
-                                  self.plan.resources.cpus_per_trial, known=row)  # fmt: skip
+            timing = trial_timing(spec, recipe, store, self.plan.resources.cpus_per_trial, known=row)
             if self.space.constraints.timing_violation(timing):
                 return {}
             row = {**row, **timing}

@@ -3,7 +3,6 @@ per network, device, input size, batch, threads and memory format and cached in 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,17 +53,13 @@ def cached_timing(spec: NetSpec, store: Store, device: str = "cpu", **options) -
 def trial_timing(spec: NetSpec, recipe: Recipe, store: Store, cpus: float, known: Mapping | None = None) -> dict:
     """Latency and throughput of the network as declared on a trial's device, threads and memory
     format: those `known` already (a stored trial's row), else from the store's cache or measured now."""
-    if known is not None and all(_number(known.get(name)) for name in TIMING_METRICS):
+    if known is not None and not any(pd.isna(known.get(name)) for name in TIMING_METRICS):
         return {name: float(known[name]) for name in TIMING_METRICS}
     device = pick_device(recipe)
     threads = recipe.threads or max(1, int(cpus))
     timing = cached_timing(spec, store, str(device), batch=recipe.batch_size, threads=threads,
                            channels_last=recipe.uses_channels_last(device.type))  # fmt: skip
     return {"latency_ms": timing.latency_ms, "throughput": timing.throughput}
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not math.isnan(value)
 
 
 def space_networks(path: str | Path, samples: int) -> list[tuple[str, NetSpec]]:

@@ -45,8 +45,7 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
         static.update(trial_timing(candidate.spec, recipe, store, plan.resources.cpus_per_trial))
         broken = plan.space.constraints.timing_violation(static)
         if broken:  # not trained: the network is too slow on this device
-            errors = {name: float("nan") for name in ("top1_err", "top5_err", "train_loss")}
-            _tune_report({**static, **errors, "epoch": 0, "status": "failed", "reason": broken}, None)
+            _Reporter(static, recipe.epochs, _tune_report).fail(0, broken)
             return
     if plan.resources.workers_per_trial > 1:
         _run_data_parallel(plan, candidate.spec, recipe, static)
@@ -127,11 +126,13 @@ class _Reporter:
         self.send(payload, checkpoint)
 
     def finish(self, result: TrialResult) -> None:
-        """A failed trial's last report: its reason, and NaN errors (Optuna records a failed trial)."""
         if result.status == "failed":
-            errors = {name: float("nan") for name in ("top1_err", "top5_err", "train_loss")}
-            payload = {**self.static, **errors, "epoch": result.epochs_run, "status": "failed", "reason": result.reason}
-            self.send(payload, None)
+            self.fail(result.epochs_run, result.reason)
+
+    def fail(self, epochs: int, reason: str) -> None:
+        """A failed trial's last report: its reason, and NaN errors (Optuna records a failed trial)."""
+        errors = {name: float("nan") for name in ("top1_err", "top5_err", "train_loss")}
+        self.send({**self.static, **errors, "epoch": epochs, "status": "failed", "reason": reason}, None)
 
 
 def _tune_report(payload: dict[str, Any], checkpoint: Path | None) -> None:

@@ -1,0 +1,92 @@
+"""Summaries of replayed search algorithms (sksearch.search.replay): anytime hypervolume curves
+with their quartiles over repeats, what each algorithm reached at the budget, and the files and
+lines that report them (schema.REPLAY_COLUMNS says what each column means)."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from sksearch.files import join
+from sksearch.search.replay import Table
+
+
+def anytime(trials: pd.DataFrame, budget: float, points: int = 51) -> pd.DataFrame:
+    """The hypervolume fraction reached, median and quartiles over repeats, on two axes: `compute`
+    (a fraction of the table's seconds, 0 to the budget) and `trial_epochs` (0 to the most any
+    repeat spent; a repeat counts up to what it spent, and a point needs half the repeats)."""
+    grids = {"compute": np.linspace(0.0, budget, points), "trial_epochs": np.arange(trials["trial_epochs"].max() + 1)}
+    rows = []
+    for algorithm, (axis, grid) in itertools.product(trials["algorithm"].unique(), grids.items()):
+        runs = [run for _, run in trials[trials["algorithm"] == algorithm].groupby("repeat")]
+        reached = np.array([_step(run[axis].to_numpy(), run["hv_fraction"].to_numpy(), grid) for run in runs])
+        if axis == "trial_epochs":  # past what a repeat spent, it says nothing
+            reached[grid[None, :] > np.array([run[axis].max() for run in runs])[:, None]] = np.nan
+        counted = (~np.isnan(reached)).sum(axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # columns with no repeat left
+            low, median, high = np.nanpercentile(reached, [25, 50, 75], axis=0)
+        for at, value in enumerate(grid):
+            if 2 * counted[at] >= len(runs):
+                rows.append({
+                    "algorithm": algorithm, "axis": axis, "at": float(value), "hv_fraction_median": median[at],
+                    "hv_fraction_q25": low[at], "hv_fraction_q75": high[at], "repeats": int(counted[at]),
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _step(at: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The last value recorded at or before each grid point (0 before the first)."""
+    positions = np.searchsorted(at, grid, side="right")
+    return np.where(positions > 0, values[np.maximum(positions - 1, 0)], 0.0)
+
+
+def at_budget(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm, what its repeats reached when the budget ran out: the hypervolume fraction
+    (median and quartiles), and the trials and trial-epochs spent (medians)."""
+    last = trials.groupby(["algorithm", "repeat"], sort=False).agg(
+        hv_fraction=("hv_fraction", "last"), trials=("trial", "size"), trial_epochs=("trial_epochs", "last"),
+        stopped=("stopped", "sum"),
+    )  # fmt: skip
+    grouped = last.groupby(level="algorithm", sort=False)
+    return pd.DataFrame({
+        "hv_fraction_median": grouped["hv_fraction"].median(),
+        "hv_fraction_q25": grouped["hv_fraction"].quantile(0.25),
+        "hv_fraction_q75": grouped["hv_fraction"].quantile(0.75),
+        "trials_median": grouped["trials"].median(),
+        "stopped_median": grouped["stopped"].median(),
+        "trial_epochs_median": grouped["trial_epochs"].median(),
+        "repeats": grouped.size(),
+    }).reset_index()  # fmt: skip
+
+
+def write_replay(out: str, trials: pd.DataFrame, table: Table, budget: float) -> list[str]:
+    """replay.csv (every ended trial), anytime.csv, at_budget.csv and replay.png into `out`."""
+    from sksearch.analysis import plot_replay
+    from sksearch.files import atomic_write_text
+
+    curves = anytime(trials, budget)
+    summary = at_budget(trials)
+    written = []
+    for name, frame in (("replay.csv", trials), ("anytime.csv", curves), ("at_budget.csv", summary)):
+        written.append(str(atomic_write_text(join(out, name), frame.to_csv(index=False))))
+    objectives = ", ".join(f"{name} ({mode})" for name, mode in table.objectives)
+    title = f"{len(table.networks)} networks of {table.space.name}; objectives {objectives}; budget {budget:g}"
+    written.append(str(plot_replay(curves, join(out, "replay.png"), title=title)))
+    return written
+
+
+def summary_lines(trials: pd.DataFrame, table: Table, budget: float) -> list[str]:
+    """What each algorithm reached at the budget, one line each, under a line about the table."""
+    header = (
+        f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s in all; at "
+        f"{budget:g} of that compute, the fraction of the table's hypervolume reached (median [IQR]):"
+    )
+    return [header] + [
+        f"  {row.algorithm:<7} {row.hv_fraction_median:.3f} [{row.hv_fraction_q25:.3f}, {row.hv_fraction_q75:.3f}]  "
+        f"{row.trials_median:.0f} trials ({row.stopped_median:.0f} stopped), {row.trial_epochs_median:.0f} trial-epochs"
+        for row in at_budget(trials).itertuples()
+    ]
