@@ -1,10 +1,11 @@
 """Analytic counter vs fvcore on the same specs, in one run.
 
-Draws N distinct specs from the shipped spaces, counts each with both counters, and prints
-specs/second for each, the speed ratio and the number of mismatches (params or MACs; must be 0).
-Goals: analytic >= 10,000 specs/s on one core, and >= 1000x faster than fvcore.
+Draws N distinct specs from the shipped spaces, and R random specs over every knob of the spec
+(the SK family's included: tests/random_specs.py, small networks), counts each with both counters,
+and prints specs/second for each, the speed ratio and the number of mismatches (params, MACs or
+activations; must be 0). Goals: analytic >= 10,000 specs/s on one core, and >= 1000x faster than fvcore.
 
-    .venv/bin/python benchmarks/bench_complexity.py [--n 200]
+    .venv/bin/python benchmarks/bench_complexity.py [--n 200] [--random 500]
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import platform
+import random
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +23,10 @@ import torch
 from sksearch.complexity import count, fvcore_count
 from sksearch.search import load_space
 
-SPACES = Path(__file__).parents[1] / "spaces"
+ROOT = Path(__file__).parents[1]
+SPACES = ROOT / "spaces"
+sys.path.insert(0, str(ROOT))
+from tests.random_specs import random_spec  # noqa: E402  (the suite's generator, over every knob)
 
 
 def draw_specs(n: int) -> list:
@@ -38,35 +44,46 @@ def draw_specs(n: int) -> list:
     return specs[:n]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="number of distinct specs (>= 200 for the record)")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one core for both counters
-    specs = draw_specs(args.n)
-    print(
-        f"{len(specs)} distinct specs from {len(list(SPACES.glob('*.yaml')))} shipped spaces; "
-        f"python {platform.python_version()}, torch {torch.__version__}, 1 thread"
-    )
-
+def analytic_rate(specs: list) -> tuple[float, list]:
     repeats, start = 0, time.perf_counter()
     while time.perf_counter() - start < 2.0:  # at least 2 s of analytic counting
         analytic = [count(spec) for spec in specs]
         repeats += 1
-    analytic_rate = repeats * len(specs) / (time.perf_counter() - start)
+    return repeats * len(specs) / (time.perf_counter() - start), analytic
 
-    mismatches = 0
-    start = time.perf_counter()
+
+def fvcore_mismatches(specs: list, analytic: list) -> tuple[int, float]:
+    mismatches, start = 0, time.perf_counter()
     for spec, expected in zip(specs, analytic, strict=True):
         traced = fvcore_count(spec, spec.input_size)  # uncached: a real trace each time
-        mismatches += (traced.params, traced.macs) != (expected.params, expected.macs)
-    fvcore_rate = len(specs) / (time.perf_counter() - start)
+        mismatches += (traced.params, traced.macs, traced.activations) != (
+            expected.params, expected.macs, expected.activations)  # fmt: skip
+    return mismatches, len(specs) / (time.perf_counter() - start)
 
-    print(f"{'counter':10s} {'specs/s':>12s}")
-    print(f"{'analytic':10s} {analytic_rate:12,.0f}   (goal >= 10,000)")
-    print(f"{'fvcore':10s} {fvcore_rate:12,.2f}")
-    print(f"speed ratio analytic / fvcore: {analytic_rate / fvcore_rate:,.0f}x   (goal >= 1000x)")
-    print(f"mismatches (params or MACs): {mismatches}   (must be 0)")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="number of distinct specs (>= 200 for the record)")
+    parser.add_argument("--random", type=int, default=500, help="random specs over every knob (small networks)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one core for both counters
+    groups = {
+        "spaces": draw_specs(args.n),
+        "random": [random_spec(random.Random(seed)) for seed in range(args.random)],
+    }
+    print(
+        f"{len(groups['spaces'])} distinct specs from {len(list(SPACES.glob('*.yaml')))} shipped spaces and "
+        f"{len(groups['random'])} random specs over every knob; python {platform.python_version()}, "
+        f"torch {torch.__version__}, 1 thread"
+    )
+    print(f"{'specs':8s} {'analytic/s':>12s} {'fvcore/s':>10s} {'ratio':>9s} {'mismatches':>11s}")
+    for name, specs in groups.items():
+        if not specs:
+            continue
+        rate, analytic = analytic_rate(specs)
+        mismatches, fvcore_rate = fvcore_mismatches(specs, analytic)
+        print(f"{name:8s} {rate:12,.0f} {fvcore_rate:10,.2f} {rate / fvcore_rate:8,.0f}x {mismatches:11d}")
+    print("goals: analytic >= 10,000 specs/s on one core, >= 1000x fvcore, 0 mismatches")
 
 
 if __name__ == "__main__":

@@ -110,73 +110,123 @@ class _Tally:
         self.macs += times * other.macs
         self.activations += times * other.activations
 
-    def conv_bn(self, cin: int, cout: int, size: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> int:
-        """conv (no bias) + BN with 'same' padding (any dilation): returns the output size."""
+    def conv_bn(self, cin: int, cout: int, size: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+                bias: bool = False, bn: bool = True) -> int:  # fmt: skip
+        """A conv with 'same' padding (any dilation), by default without bias and with BN after it:
+        returns the output size."""
         out = (size - 1) // stride + 1
         weights = cout * (cin // groups) * kernel * kernel
-        self.params += weights + 2 * cout
+        self.params += weights + (cout if bias else 0) + (2 * cout if bn else 0)
         self.macs += weights * out * out
         self.activations += cout * out * out
         return out
 
-    def pointwise(self, cin: int, cout: int, bias: bool) -> None:
+    def pointwise(self, cin: int, cout: int, bias: bool, groups: int = 1) -> None:
         """A 1x1 conv or linear layer on a pooled (1x1) input."""
-        self.params += cin * cout + (cout if bias else 0)
-        self.macs += cin * cout
+        weights = cin // groups * cout
+        self.params += weights + (cout if bias else 0)
+        self.macs += weights
         self.activations += cout
 
     def batch_norm(self, channels: int) -> None:
         self.params += 2 * channels
 
-    def sk_conv(self, spec: NetSpec, channels: int, size: int, stride: int) -> int:
-        unit = spec.unit
-        for branch in unit.branches:
-            kernel, groups = branch.kernel, branch.groups_for(channels)
-            out = self.conv_bn(channels, channels, size, kernel, stride, groups)
-        if unit.selects:
-            dim = unit.attention_dim(channels)
-            self.pointwise(channels, dim, bias=False)
-            self.batch_norm(dim)
-            self.pointwise(dim, channels * unit.num_branches, bias=False)
+    def sk_conv(self, spec: NetSpec, stage: int, cin: int, cout: int, size: int, stride: int) -> int:
+        unit, attended = spec.unit, spec.has_attention(stage)
+        branches = unit.branches if attended else unit.branches[:1]
+        split = len(branches) if unit.split_input and attended else 1
+        for branch in branches:
+            out = self.conv_bn(cin // split, cout, size, branch.kernel, stride, branch.groups_for(cout))
+        if unit.selects and attended:
+            dim, groups, bias = unit.attention_dim(cout), unit.attention_groups(cout), unit.kind == "split"
+            self.pointwise(cout, dim, bias, groups)
+            if unit.fuse_bn:
+                self.batch_norm(dim)
+            self.pointwise(dim, cout * len(branches), bias, groups)
         return out
 
-    def squeeze_excite(self, spec: NetSpec, channels: int) -> None:
-        hidden = max(channels // spec.se_reduction, 1)
+    def unit_attention(self, spec: NetSpec, channels: int, size: int) -> None:
+        if spec.se:
+            hidden = max(channels // spec.se_reduction, 1)
+            self.pointwise(channels, hidden, bias=True)
+            self.pointwise(hidden, channels, bias=True)
+        elif spec.attention_module == "cbam":
+            hidden = max(int(channels / 16 + 0.5), 1)
+            self.pointwise(channels, hidden, bias=False)
+            self.pointwise(hidden, channels, bias=False)
+            self.macs += channels * hidden * 2  # the shared MLP runs twice: on average and max statistics
+            self.activations += hidden + channels
+            self.conv_bn(2, 1, size, kernel=7)
+
+    def bottleneck_attention(self, channels: int, size: int) -> None:
+        """BAM at a stage boundary (layers.BottleneckAttention)."""
+        hidden = max(channels // 16, 1)
         self.pointwise(channels, hidden, bias=True)
+        self.batch_norm(hidden)
         self.pointwise(hidden, channels, bias=True)
+        self.conv_bn(channels, hidden, size, bias=True)  # each BN follows its conv here
+        for _ in range(2):
+            self.conv_bn(hidden, hidden, size, kernel=3, bias=True)
+        self.conv_bn(hidden, 1, size, bias=True, bn=False)
+
+    def shortcut(self, spec: NetSpec, cin: int, cout: int, size: int, stride: int) -> None:
+        if stride == 1 and cin == cout:
+            return
+        if spec.avg_down:  # the pool takes the stride, the conv has none
+            self.conv_bn(cin, cout, (size - 1) // stride + 1)
+        else:
+            self.conv_bn(cin, cout, size, stride=stride)
 
     def bottleneck(self, spec: NetSpec, index: int, cin: int, size: int, stride: int) -> int:
         stage = spec.stages[index]
         self.conv_bn(cin, stage.width, size)
-        out = self.sk_conv(spec, stage.width, size, stride)
+        if spec.avd and stride > 1:  # a 3x3 average pool takes the stride, before or after the SK conv
+            out = (size - 1) // stride + 1
+            self.sk_conv(spec, index, stage.width, stage.width, out if spec.avd_first else size, 1)
+        else:
+            out = self.sk_conv(spec, index, stage.width, stage.width, size, stride)
         self.conv_bn(stage.width, stage.out_width, out)
-        if spec.se:
-            self.squeeze_excite(spec, stage.out_width)
-        if stride != 1 or cin != stage.out_width:
-            self.conv_bn(cin, stage.out_width, size, stride=stride)
+        self.unit_attention(spec, stage.out_width, out)
+        self.shortcut(spec, cin, stage.out_width, size, stride)
+        return out
+
+    def basic(self, spec: NetSpec, index: int, cin: int, size: int, stride: int) -> int:
+        stage = spec.stages[index]
+        out = self.sk_conv(spec, index, cin, stage.width, size, stride)
+        self.conv_bn(stage.width, stage.out_width, out, kernel=3)
+        self.unit_attention(spec, stage.out_width, out)
+        self.shortcut(spec, cin, stage.out_width, size, stride)
         return out
 
     def shuffle_unit(self, spec: NetSpec, index: int, cin: int, size: int, stride: int) -> int:
         stage = spec.stages[index]
         half = stage.out_width // 2
         if stride > 1:
-            self.conv_bn(cin, half, self.sk_conv(spec, cin, size, stride))
+            self.conv_bn(cin, half, self.sk_conv(spec, index, cin, cin, size, stride))
         self.conv_bn(cin if stride > 1 else half, stage.width, size)
-        out = self.sk_conv(spec, stage.width, size, stride)
+        out = self.sk_conv(spec, index, stage.width, stage.width, size, stride)
         self.conv_bn(stage.width, half, out)
-        if spec.se:
-            self.squeeze_excite(spec, stage.out_width)
+        self.unit_attention(spec, stage.out_width, out)
         return out
 
     def stem(self, spec: NetSpec, size: int) -> int:
         if spec.template == "cifar":
             return self.conv_bn(3, spec.stem_width, size, 3)
-        kernel = 7 if spec.template == "imagenet" else 3
-        out = self.conv_bn(3, spec.stem_width, size, kernel, stride=2)
+        if spec.deep_stem:
+            inner = spec.stem_width // 2
+            out = self.conv_bn(3, inner, size, 3, stride=2)
+            self.conv_bn(inner, inner, out, 3)
+            self.conv_bn(inner, spec.stem_width, out, 3)
+        else:
+            kernel = 7 if spec.template == "imagenet" else 3
+            out = self.conv_bn(3, spec.stem_width, size, kernel, stride=2)
         return (out - 1) // 2 + 1  # 3x3/2 max pool, padding 1
 
     def part(self, name: str) -> PartComplexity:
         return PartComplexity(name, self.params, self.macs, self.activations)
+
+
+_UNITS = {"bottleneck": _Tally.bottleneck, "basic": _Tally.basic, "shuffle": _Tally.shuffle_unit}
 
 
 def analytic_count(spec: NetSpec, input_size: int) -> Complexity:
@@ -184,13 +234,15 @@ def analytic_count(spec: NetSpec, input_size: int) -> Complexity:
     stem = _Tally()
     size = stem.stem(spec, input_size)
     parts = [stem.part("stem")]
-    unit = _Tally.shuffle_unit if spec.template == "shufflenetv2" else _Tally.bottleneck
+    unit = _UNITS[spec.block if spec.template != "shufflenetv2" else "shuffle"]
     for index, stage in enumerate(spec.stages):
         first, rest = _Tally(), _Tally()
         size = unit(first, spec, index, spec.stage_in_width(index), size, spec.stage_stride(index))
         if stage.depth > 1:
             unit(rest, spec, index, stage.out_width, size, 1)
             first.add(rest, stage.depth - 1)
+        if spec.attention_module == "bam" and index < len(spec.stages) - 1:
+            first.bottleneck_attention(stage.out_width, size)
         parts.append(first.part(f"stage{index + 1}"))
     head = _Tally()
     if spec.head_width:
@@ -210,7 +262,7 @@ def analytic_count(spec: NetSpec, input_size: int) -> Complexity:
 # -- fvcore -------------------------------------------------------------------------------------
 
 _PER_OUTPUT_ELEMENT = ("add", "add_", "mul", "mul_", "addcmul", "softmax", "sigmoid")
-_PER_INPUT_ELEMENT = ("mean", "sum", "max_pool2d")
+_PER_INPUT_ELEMENT = ("mean", "sum", "amax", "max_pool2d", "avg_pool2d")
 _MAC_OPS = ("conv", "linear", "addmm", "matmul", "mm")
 
 
@@ -219,7 +271,8 @@ def _extra_handles() -> dict[str, Any]:
 
     handles: dict[str, Any] = {f"aten::{op}": elementwise_flop_counter(0, 1) for op in _PER_OUTPUT_ELEMENT}
     handles.update({f"aten::{op}": elementwise_flop_counter(1, 0) for op in _PER_INPUT_ELEMENT})
-    handles["aten::unflatten"] = None  # a view
+    for view in ("unflatten", "transpose", "flatten", "split", "cat"):  # views and copies
+        handles[f"aten::{view}"] = None
     return handles
 
 

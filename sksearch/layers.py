@@ -1,4 +1,4 @@
-"""Building blocks: conv-BN-act, the SK convolution (split / fuse / select) and SE.
+"""Building blocks: conv-BN-act, the SK convolution (split / fuse / select), SE, CBAM and BAM.
 
 Only torch is imported here: a GPU box or a laptop can build models without ray, optuna or fvcore.
 """
@@ -6,8 +6,9 @@ Only torch is imported here: a GPU box or a laptop can build models without ray,
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,54 +46,82 @@ class ConvBnAct(nn.Sequential):
 
 
 class SelectAttention(nn.Module):
-    """Fuse and select of eq. (3)-(5): pooled statistics -> fc -> BN -> ReLU -> fc -> softmax over M.
+    """Fuse and select of eq. (3)-(5): pooled statistics -> fc -> BN -> ReLU -> fc -> gate.
 
-    Kept as its own module so that a forward hook on it sees the attention weights
-    (shape B x M x C x 1 x 1) and costs nothing when no hook is registered.
-    """
-
-    def __init__(self, channels: int, num_branches: int, dim: int):
-        super().__init__()
-        self.num_branches = num_branches
-        self.reduce = ConvBnAct(channels, dim, 1)
-        self.select = nn.Conv2d(dim, channels * num_branches, 1, bias=False)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        logits = self.select(self.reduce(pooled))
-        return logits.unflatten(1, (self.num_branches, -1)).softmax(dim=1)
-
-
-class SKConv(nn.Module):
-    """Selective Kernel convolution on `channels` channels (Fig. 1), for any number of branches.
-
-    Branch m is a `kernel_size[m]` conv with `dilation[m]` and `groups[m]`, then BN and, if `act[m]`,
-    ReLU. With `attention_dim` None (no selection), or one branch, it returns the plain sum of its
-    branches; otherwise d = `attention_dim` is the width of the fuse step (eq. 4).
-    `label` names the unit the way the paper does (SK_3_4 = stage conv3_x, unit 4).
+    The gate is a softmax over the M branches (SK) or a sigmoid per branch. With `groups` > 1 (split
+    attention) both fc layers are grouped and their outputs come group-major, as in ResNeSt; they are
+    reordered to branch-major. Kept as its own module so that a forward hook on it sees the attention
+    weights (shape B x M x C x 1 x 1) and costs nothing when no hook is registered.
     """
 
     def __init__(
         self,
         channels: int,
+        num_branches: int,
+        dim: int,
+        gate: str = "softmax",
+        groups: int = 1,
+        bias: bool = False,
+        fuse_bn: bool = True,
+    ):
+        super().__init__()
+        self.num_branches, self.groups, self.gate = num_branches, groups, gate
+        reduce: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(channels, dim, 1, groups=groups, bias=bias))
+        if fuse_bn:
+            reduce["bn"] = nn.BatchNorm2d(dim)
+        reduce["act"] = nn.ReLU(inplace=True)
+        self.reduce = nn.Sequential(reduce)
+        self.select = nn.Conv2d(dim, channels * num_branches, 1, groups=groups, bias=bias)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        logits = self.select(self.reduce(pooled))
+        logits = logits.unflatten(1, (self.groups, self.num_branches, -1)).transpose(1, 2).flatten(2, 3)
+        return logits.softmax(dim=1) if self.gate == "softmax" else logits.sigmoid()
+
+
+class SKConv(nn.Module):
+    """Selective Kernel convolution from `in_channels` to `out_channels` (default: as many; Fig. 1),
+    for any number of branches.
+
+    Branch m is a `kernel_size[m]` conv with `dilation[m]` and `groups[m]`, then BN and, if `act[m]`,
+    ReLU; with `split_input` it reads only its own 1/M slice of the input channels. With
+    `attention_dim` None (no selection) it returns the plain sum of its branches; otherwise
+    d = `attention_dim` is the width of the fuse step (eq. 4) and `attention` the keyword arguments
+    of SelectAttention. `label` names the unit the way the paper does (SK_3_4 = stage conv3_x, unit 4).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
         kernel_size: Sequence[int] = (3, 3),
         dilation: Sequence[int] = (1, 2),
         groups: Sequence[int] = (32, 32),
         act: Sequence[bool] = (True, True),
         attention_dim: int | None = 32,
         stride: int = 1,
+        split_input: bool = False,
+        attention: Mapping[str, Any] | None = None,
         label: str = "SK",
     ):
         super().__init__()
         self.label = label
+        out_channels = out_channels or in_channels
+        self.split = in_channels // len(kernel_size) if split_input else None
+        path_in = self.split or in_channels
         self.paths = nn.ModuleList(
-            ConvBnAct(channels, channels, k, stride=stride, dilation=d, groups=g, act=a)
+            ConvBnAct(path_in, out_channels, k, stride=stride, dilation=d, groups=g, act=a)
             for k, d, g, a in zip(kernel_size, dilation, groups, act, strict=True)
         )
-        selects = attention_dim is not None and len(self.paths) > 1
-        self.attention = SelectAttention(channels, len(self.paths), attention_dim) if selects else None
+        self.attention = (
+            None
+            if attention_dim is None
+            else SelectAttention(out_channels, len(self.paths), attention_dim, **(attention or {}))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [path(x) for path in self.paths]
+        inputs = x.split(self.split, dim=1) if self.split else [x] * len(self.paths)
+        features = [path(part) for path, part in zip(self.paths, inputs, strict=True)]
         if self.attention is None:
             return _sum(features)
         # GAP(U1 + U2 + ...) == GAP(U1) + GAP(U2) + ...: the full-size sum U is never needed.
@@ -145,6 +174,53 @@ class SqueezeExcite(nn.Module):
         return x * gates.sigmoid()
 
 
+class ChannelSpatialAttention(nn.Module):
+    """CBAM (Woo et al. 2018) as timm builds it: channel gates from a shared MLP (no biases, hidden
+    width C / 16 rounded) on average- and max-pooled statistics, then a spatial gate from a 7x7 conv + BN on
+    the channel-wise mean and max."""
+
+    def __init__(self, channels: int, reduction: int = 16, kernel: int = 7):
+        super().__init__()
+        hidden = max(int(channels / reduction + 0.5), 1)  # timm rounds to the nearest
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.spatial = ConvBnAct(2, 1, kernel, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        average = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+        largest = self.fc2(self.act(self.fc1(x.amax((2, 3), keepdim=True))))
+        x = x * (average + largest).sigmoid()
+        statistics = torch.cat((x.mean(1, keepdim=True), x.amax(1, keepdim=True)), dim=1)
+        return x * self.spatial(statistics).sigmoid()
+
+
+class BottleneckAttention(nn.Module):
+    """BAM (Park et al. 2018) at a stage boundary: F + F * sigmoid(Mc(F) + Ms(F)). Mc: pooled MLP
+    C -> C/16 (BN, ReLU) -> C; Ms: 1x1 to C/16, two 3x3 convs with dilation 4, 1x1 to one map;
+    every conv with a bias and (but the last) BN and ReLU, as in its paper's code."""
+
+    def __init__(self, channels: int, reduction: int = 16, dilation: int = 4):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.channel = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+        )
+        spatial: list[nn.Module] = [nn.Conv2d(channels, hidden, 1)]
+        for _ in range(2):
+            spatial += [nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)]
+            spatial.append(nn.Conv2d(hidden, hidden, 3, padding=dilation, dilation=dilation))
+        spatial += [nn.BatchNorm2d(hidden), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1)]
+        self.spatial = nn.Sequential(*spatial)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gates = (self.channel(x.mean((2, 3), keepdim=True)) + self.spatial(x)).sigmoid()
+        return x + x * gates
+
+
 def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
     total = tensors[0]
     for tensor in tensors[1:]:
@@ -157,7 +233,8 @@ def record_attention(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """Record every SK unit's selection weights while the context is open.
 
     Yields a dict filled on each forward pass: {unit label: tensor of shape (batch, M, channels)},
-    the softmax weights of each branch per channel, summing to 1 over M. A later forward pass
+    the weights of each branch per channel: with the softmax gate they sum to 1 over M, with a
+    sigmoid gate each lies in (0, 1) on its own. A later forward pass
     overwrites the previous one. Outside the context the model runs with no hooks at all.
     """
     weights: dict[str, torch.Tensor] = {}

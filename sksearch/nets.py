@@ -14,31 +14,78 @@ from typing import Any
 import torch
 from torch import nn
 
-from sksearch.layers import ConvBnAct, SKConv, SqueezeExcite
+from sksearch.layers import BottleneckAttention, ChannelSpatialAttention, ConvBnAct, SKConv, SqueezeExcite
 from sksearch.presets import preset
-from sksearch.spec import NetSpec, Unit, is_spec_file, read_spec
+from sksearch.spec import NetSpec, is_spec_file, read_spec
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> SK conv -> 1x1 (+ SE) + shortcut, then ReLU. The stride sits on the SK branch convs."""
+    """1x1 -> SK conv -> 1x1 (+ SE or CBAM) + shortcut, then ReLU. The stride sits on the SK branch
+    convs, or with `avd` on a 3x3 average pool after (or, `avd_first`, before) the SK conv."""
 
     def __init__(self, spec: NetSpec, in_channels: int, stage: int, stride: int, label: str):
         super().__init__()
         width, out_channels = spec.stages[stage].width, spec.stages[stage].out_width
+        pool = nn.AvgPool2d(3, stride, padding=1) if spec.avd and stride > 1 else None
         self.conv1 = ConvBnAct(in_channels, width, 1)
-        self.conv2 = sk_conv(width, spec.unit, stride, label)
+        self.avd_first = pool if spec.avd_first else None
+        self.conv2 = sk_conv(spec, stage, width, width, 1 if pool else stride, label)
+        self.avd_last = None if spec.avd_first else pool
         self.conv3 = ConvBnAct(width, out_channels, 1, act=False)
-        self.se = SqueezeExcite(out_channels, spec.se_reduction) if spec.se else None
-        needs_projection = stride != 1 or in_channels != out_channels
-        self.shortcut = ConvBnAct(in_channels, out_channels, 1, stride=stride, act=False) if needs_projection else None
+        self.se = unit_attention(spec, out_channels)
+        self.shortcut = shortcut(spec, in_channels, out_channels, stride)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv3(self.conv2(self.conv1(x)))
-        if self.se is not None:
-            out = self.se(out)
-        out += x if self.shortcut is None else self.shortcut(x)  # in place: BN's and SE's backward never read it
-        return self.act(out)
+        out = self.conv1(x)
+        if self.avd_first is not None:
+            out = self.avd_first(out)
+        out = self.conv2(out)
+        if self.avd_last is not None:
+            out = self.avd_last(out)
+        return _residual(self, self.conv3(out), x)
+
+
+class BasicUnit(nn.Module):
+    """ResNet-18/34's unit as timm's SK ResNets build it: SK conv (with the stride) -> 3x3 conv
+    (+ SE or CBAM) + shortcut, then ReLU."""
+
+    def __init__(self, spec: NetSpec, in_channels: int, stage: int, stride: int, label: str):
+        super().__init__()
+        width, out_channels = spec.stages[stage].width, spec.stages[stage].out_width
+        self.conv1 = sk_conv(spec, stage, in_channels, width, stride, label)
+        self.conv2 = ConvBnAct(width, out_channels, 3, act=False)
+        self.se = unit_attention(spec, out_channels)
+        self.shortcut = shortcut(spec, in_channels, out_channels, stride)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _residual(self, self.conv2(self.conv1(x)), x)
+
+
+def _residual(unit: Bottleneck | BasicUnit, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if unit.se is not None:
+        out = unit.se(out)
+    out += x if unit.shortcut is None else unit.shortcut(x)  # in place: BN's, SE's, CBAM's backward never read it
+    return unit.act(out)
+
+
+def unit_attention(spec: NetSpec, channels: int) -> nn.Module | None:
+    """The attention module after a unit's last BN: SE, CBAM, or none (BAM sits between stages)."""
+    if spec.se:
+        return SqueezeExcite(channels, spec.se_reduction)
+    return ChannelSpatialAttention(channels) if spec.attention_module == "cbam" else None
+
+
+def shortcut(spec: NetSpec, in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
+    """The projection shortcut where shapes change: a strided 1x1 conv + BN, or with ResNet-D's
+    `avg_down` a 2x2 average pool (ceil mode) and an unstrided 1x1 conv + BN."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    if not spec.avg_down:
+        return ConvBnAct(in_channels, out_channels, 1, stride=stride, act=False)
+    pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+    return nn.Sequential(pool, ConvBnAct(in_channels, out_channels, 1, act=False))
 
 
 class ShuffleUnit(nn.Module):
@@ -51,7 +98,7 @@ class ShuffleUnit(nn.Module):
         half = out_channels // 2
         self.downsample = (
             nn.Sequential(
-                sk_conv(in_channels, spec.unit, stride, f"{label}b"),
+                sk_conv(spec, stage, in_channels, in_channels, stride, f"{label}b"),
                 ConvBnAct(in_channels, half, 1),
             )
             if stride > 1
@@ -60,10 +107,10 @@ class ShuffleUnit(nn.Module):
         main_in = in_channels if stride > 1 else half
         self.main = nn.Sequential(
             ConvBnAct(main_in, width, 1),
-            sk_conv(width, spec.unit, stride, label),
+            sk_conv(spec, stage, width, width, stride, label),
             ConvBnAct(width, half, 1),
         )
-        self.se = SqueezeExcite(out_channels, spec.se_reduction) if spec.se else None
+        self.se = unit_attention(spec, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is None:
@@ -88,7 +135,7 @@ class SKNet(nn.Module):
         super().__init__()
         self.spec = spec
         self.stem = _stem(spec)
-        unit_class = ShuffleUnit if spec.template == "shufflenetv2" else Bottleneck
+        unit_class = unit_class_of(spec)
         stages = []
         for index, stage in enumerate(spec.stages):
             in_channels = spec.stage_in_width(index)
@@ -98,6 +145,8 @@ class SKNet(nn.Module):
                 label = f"SK_{index + 2}_{position + 1}"
                 units.append(unit_class(spec, in_channels, index, stride, label))
                 in_channels = stage.out_width
+            if spec.attention_module == "bam" and index < len(spec.stages) - 1:
+                units.append(BottleneckAttention(stage.out_width))
             stages.append(nn.Sequential(*units))
         self.stages = nn.Sequential(*stages)
         self.head = ConvBnAct(spec.stages[-1].out_width, spec.head_width, 1) if spec.head_width else None
@@ -112,14 +161,21 @@ class SKNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.forward_features(x)), 1))
 
 
+def unit_class_of(spec: NetSpec) -> type[nn.Module]:
+    if spec.template == "shufflenetv2":
+        return ShuffleUnit
+    return BasicUnit if spec.block == "basic" else Bottleneck
+
+
 def _stem(spec: NetSpec) -> nn.Sequential:
     if spec.template == "cifar":
         return nn.Sequential(ConvBnAct(3, spec.stem_width, 3))
-    kernel = 7 if spec.template == "imagenet" else 3
-    return nn.Sequential(
-        ConvBnAct(3, spec.stem_width, kernel, stride=2),
-        nn.MaxPool2d(3, stride=2, padding=1),
-    )
+    if spec.deep_stem:  # ResNet-D: three 3x3 convs, the first two half as wide
+        inner = spec.stem_width // 2
+        convs = [ConvBnAct(3, inner, 3, stride=2), ConvBnAct(inner, inner, 3), ConvBnAct(inner, spec.stem_width, 3)]
+    else:
+        convs = [ConvBnAct(3, spec.stem_width, 7 if spec.template == "imagenet" else 3, stride=2)]
+    return nn.Sequential(*convs, nn.MaxPool2d(3, stride=2, padding=1))
 
 
 def init_weights(model: SKNet, zero_init_last_bn: bool = False) -> None:
@@ -137,18 +193,33 @@ def init_weights(model: SKNet, zero_init_last_bn: bool = False) -> None:
         for module in model.modules():
             if isinstance(module, Bottleneck):
                 nn.init.zeros_(module.conv3.bn.weight)
+            elif isinstance(module, BasicUnit):
+                nn.init.zeros_(module.conv2.bn.weight)
 
 
-def sk_conv(channels: int, unit: Unit, stride: int, label: str) -> SKConv:
-    """The spec's SK unit mapped onto the layer's plain arguments, on a conv of `channels` channels."""
+def sk_conv(spec: NetSpec, stage: int, in_channels: int, out_channels: int, stride: int, label: str) -> SKConv:
+    """The spec's SK unit mapped onto the layer's plain arguments; in a stage without attention
+    (`attention_stages`) it is the plain conv of branch 0."""
+    unit = spec.unit
+    attended = spec.has_attention(stage)
+    branches = unit.branches if attended else unit.branches[:1]
+    selects = unit.selects and attended
     return SKConv(
-        channels,
-        kernel_size=[branch.kernel for branch in unit.branches],
-        dilation=[branch.dilation for branch in unit.branches],
-        groups=[branch.groups_for(channels) for branch in unit.branches],
-        act=[branch.relu for branch in unit.branches],
-        attention_dim=unit.attention_dim(channels) if unit.selects else None,
+        in_channels,
+        out_channels,
+        kernel_size=[branch.kernel for branch in branches],
+        dilation=[branch.dilation for branch in branches],
+        groups=[branch.groups_for(out_channels) for branch in branches],
+        act=[branch.relu for branch in branches],
+        attention_dim=unit.attention_dim(out_channels) if selects else None,
         stride=stride,
+        split_input=unit.split_input and attended,
+        attention={
+            "gate": unit.gate,
+            "groups": unit.attention_groups(out_channels),
+            "bias": unit.kind == "split",
+            "fuse_bn": unit.fuse_bn,
+        },
         label=label,
     )
 

@@ -25,6 +25,14 @@ UNREACHABLE = {
         "inherits the paper's ResNeXt-101 figure (44.3M / 7.99), 0.12M and 0.02 GMACs above "
         "torchvision's identical ResNeXt-101 32x4d (44.18M / 7.97), which we match exactly"
     ),
+    "resnext50_cbam": (
+        "27.7M is SENet-50's printed figure; CBAM's MLP has SE's weights (timm's: without biases, 0.016M) "
+        "and we count SENet-50 at 27.56M, so CBAM lands at 27.55M, 0.16M below the print"
+    ),
+    "resnext101_cbam": (
+        "49.2M is SENet-101's printed figure (itself 0.25M above our SE-ResNeXt-101, see above); "
+        "CBAM without the MLP biases lands at 48.92M"
+    ),
     "sknet101": (
         "inherits the paper's ResNeXt-101 offset: 44.3M + our SK increment (4.56M) = 48.86M, i.e. the published 48.9M"
     ),

@@ -98,6 +98,47 @@ def _resnext50_wider() -> NetSpec:
     return resnext((3, 4, 6, 3)).scaled(17 / 16, stem_and_head=False)
 
 
+def timm_skresnet(depths: Sequence[int], block: str = "bottleneck", cardinality: int = 1, base_width: int = 64,
+                  **unit: Any) -> NetSpec:  # fmt: skip
+    """timm's SK ResNets (sknet.py): K3 and K5 branches, each reading half of the input channels
+    (`split_input`) unless told otherwise, d = make_divisible(C / r, divisor) (`width_rule: divisible`)."""
+    unit = {"split_input": True, "reduction": 16, "divisor": 8, **unit}
+    basic = block == "basic"
+    stages = (
+        tuple(Stage(depth, 64 * 2**i, 64 * 2**i) for i, depth in enumerate(depths))
+        if basic
+        else resnext_stages(depths, cardinality, base_width)
+    )
+    sk = Unit(
+        branches=tuple(kernel_branch(name, cardinality) for name in ("K3", "K5")),
+        width_rule="divisible",
+        min_dim=unit["divisor"],  # timm's make_divisible floors at its divisor
+        **unit,
+    )
+    return NetSpec(stages=stages, unit=sk, block=block)
+
+
+def resnest(
+    depths: Sequence[int], radix: int = 2, cardinality: int = 1, base_width: int = 64, avd_first: bool = False
+) -> NetSpec:
+    """ResNeSt-D as timm builds it (resnest.py): split attention with `radix` splits of one 3x3 conv
+    per unit, d = make_divisible(C * radix / 4, 8) floored at 32, its layers grouped by cardinality,
+    a sigmoid gate for radix 1, avd (after the conv, or first), ResNet-D's deep stem and
+    average-pool shortcuts."""
+    unit = Unit(
+        branches=(Branch(kernel=3, dilation=1, groups=cardinality),) * radix,
+        kind="split",
+        gate="softmax" if radix > 1 else "sigmoid",
+        split_input=True,
+        width_rule="divisible",
+        reduction=4,
+        min_dim=32,
+        divisor=8,
+    )
+    stages = resnext_stages(depths, cardinality, base_width)
+    return NetSpec(stages=stages, unit=unit, deep_stem=True, avg_down=True, avd=True, avd_first=avd_first)
+
+
 @dataclass(frozen=True)
 class Preset:
     make: Callable[[], NetSpec]
@@ -129,6 +170,42 @@ PRESETS: dict[str, Preset] = {
         lambda: resnext((3, 4, 8, 3)), "ResNeXt-56: 2 more units at the end of conv4_x (Appendix A)"
     ),
     "resnext50_36x4d": Preset(lambda: resnext((3, 4, 6, 3), 36, 4), "ResNeXt-50 with cardinality 36"),
+    # Table 2's other rivals: CBAM after each unit, BAM between stages
+    "resnext50_cbam": Preset(
+        lambda: resnext((3, 4, 6, 3)).replace(attention_module="cbam"), "ResNeXt-50 + CBAM (timm's module), Table 2"
+    ),
+    "resnext101_cbam": Preset(
+        lambda: resnext((3, 4, 23, 3)).replace(attention_module="cbam"), "ResNeXt-101 + CBAM (timm's module), Table 2"
+    ),
+    "resnext50_bam": Preset(lambda: resnext((3, 4, 6, 3)).replace(attention_module="bam"), "ResNeXt-50 + BAM, Table 2"),
+    "resnext101_bam": Preset(
+        lambda: resnext((3, 4, 23, 3)).replace(attention_module="bam"), "ResNeXt-101 + BAM, Table 2"
+    ),
+    # timm's SK ResNets and ResNeSt-D (weights copy across from timm: tests/test_family.py)
+    "skresnet18": Preset(
+        lambda: timm_skresnet((2, 2, 2, 2), "basic", reduction=8, divisor=16),
+        "timm skresnet18: basic units, split input",
+    ),
+    "skresnet34": Preset(
+        lambda: timm_skresnet((3, 4, 6, 3), "basic", reduction=8, divisor=16),
+        "timm skresnet34: basic units, split input",
+    ),
+    "skresnet50": Preset(lambda: timm_skresnet((3, 4, 6, 3)), "timm skresnet50: G=1, split input"),
+    "skresnext50_32x4d": Preset(
+        lambda: resnext((3, 4, 6, 3), **_SKNET),
+        "timm skresnext50_32x4d, which is SKNet-50: its d = make_divisible(C/16, 32) is max(C/16, 32) at every width",
+    ),
+    "resnest14d": Preset(lambda: resnest((1, 1, 1, 1)), "ResNeSt-14d (timm): radix 2, avd, deep stem, avg_down"),
+    "resnest26d": Preset(lambda: resnest((2, 2, 2, 2)), "ResNeSt-26d (timm): radix 2, avd, deep stem, avg_down"),
+    "resnest50d": Preset(lambda: resnest((3, 4, 6, 3)), "ResNeSt-50d (timm): radix 2, avd, deep stem, avg_down"),
+    "resnest50d_4s2x40d": Preset(
+        lambda: resnest((3, 4, 6, 3), radix=4, cardinality=2, base_width=40, avd_first=True),
+        "ResNeSt-50d 4s2x40d (timm): radix 4 in 2 cardinal groups, avd first",
+    ),
+    "resnest50d_1s4x24d": Preset(
+        lambda: resnest((3, 4, 6, 3), radix=1, cardinality=4, base_width=24, avd_first=True),
+        "ResNeSt-50d 1s4x24d (timm): radix 1 (a sigmoid gate), 4 cardinal groups, avd first",
+    ),
     # CIFAR (Table 5, Appendix D)
     "resnext29_16x32d": Preset(lambda: resnext((3, 3, 3), 16, 32, template="cifar"), "ResNeXt-29 16x32d"),
     "resnext29_8x64d": Preset(lambda: resnext((3, 3, 3), 8, 64, template="cifar"), "ResNeXt-29 8x64d"),

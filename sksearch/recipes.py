@@ -128,7 +128,7 @@ class Recipe:
         """
         adapted = spec.scaled(self.width_multiplier) if self.width_multiplier != 1 else spec
         if self.small_input_stem and adapted.template == "imagenet":
-            adapted = adapted.replace(template="cifar")
+            adapted = adapted.replace(template="cifar", deep_stem=False)  # the 3x3 stem replaces either stem
         return adapted.replace(input_size=self.image_size, num_classes=num_classes)
 
     def to_dict(self) -> dict[str, Any]:

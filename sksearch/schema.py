@@ -199,6 +199,17 @@ def spec_columns(spec: NetSpec) -> dict[str, Any]:
         "spec_stem_width": spec.stem_width,
         "spec_num_classes": spec.num_classes,
         "spec_input_size": spec.input_size,
+        # the SK family's knobs (README: The spec)
+        "spec_kind": unit.kind,
+        "spec_gate": unit.gate,
+        "spec_split_input": unit.split_input,
+        "spec_width_rule": unit.width_rule,
+        "spec_fuse_bn": unit.fuse_bn,
+        "spec_attention_stages": "all" if spec.attention_stages is None else ",".join(map(str, spec.attention_stages)),
+        "spec_block": spec.block,
+        "spec_attention_module": "se" if spec.se else spec.attention_module,
+        "spec_resnet_d": spec.deep_stem or spec.avg_down,
+        "spec_avd": ("first" if spec.avd_first else "after") if spec.avd else "none",
     }
     for m, branch in enumerate(unit.branches):
         columns[f"kernel_{m}"] = branch.kernel

@@ -12,20 +12,22 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-from sksearch.validation import ConfigError, boolean, check_keys, integer, number
-
-T = TypeVar("T")
+from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
+from sksearch.yamlfiles import parse_yaml, read_yaml_file
 
 TEMPLATES = ("imagenet", "cifar", "shufflenetv2")
 DEPTHWISE = "depthwise"
+KINDS = ("sk", "split")  # the paper's SK attention; ResNeSt's split attention
+GATES = ("softmax", "sigmoid")
+WIDTH_RULES = ("paper", "divisible", "fixed")
+BLOCKS = ("bottleneck", "basic")
+ATTENTION_MODULES = ("none", "cbam", "bam")
 
 # Template-dependent defaults, resolved on construction so that equal networks compare equal.
 _TEMPLATE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -73,13 +75,24 @@ class Unit:
     """The SK convolution shared by every unit of the network.
 
     M = len(branches). With attention the branches are fused and selected (Sec. 3.1);
-    without it, or with M = 1, the output is the plain sum of the branches (Table 7, "no SK").
+    without it, or with M = 1 and a softmax gate, the output is the plain sum of the branches
+    (Table 7, "no SK"). The later fields reach timm's and ResNeSt's variants of the same unit:
+    `kind` "split" is ResNeSt's split attention (the branches are its radix splits, its attention
+    layers are grouped by the branch groups and carry biases), `gate` softmax across branches or a
+    sigmoid per branch, `split_input` gives each branch its own 1/M slice of the input (timm,
+    ResNeSt), `width_rule` picks how d is computed (`attention_dim`), `fuse_bn` the BN of the fuse step.
     """
 
     branches: tuple[Branch, ...] = (Branch(),)
     attention: bool = True
     reduction: int = 16
     min_dim: int = 32
+    kind: str = "sk"
+    gate: str = "softmax"
+    split_input: bool = False
+    width_rule: str = "paper"
+    divisor: int = 8
+    fuse_bn: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.branches, tuple):
@@ -92,6 +105,24 @@ class Unit:
         boolean(self.attention, "attention")
         integer(self.reduction, "reduction", minimum=1)
         integer(self.min_dim, "min_dim", minimum=1)
+        one_of(self.kind, KINDS, "kind")
+        one_of(self.gate, GATES, "gate")
+        boolean(self.split_input, "split_input")
+        one_of(self.width_rule, WIDTH_RULES, "width_rule")
+        integer(self.divisor, "divisor", minimum=1)
+        boolean(self.fuse_bn, "fuse_bn")
+        self._check_combination()
+
+    def _check_combination(self) -> None:
+        if self.gate != "softmax" and not self.attention:
+            raise ConfigError("gate", f"{self.gate} gates the attention, and attention is off")
+        for index, branch in enumerate(self.branches[1:], start=1):
+            if self.kind == "split" and branch != self.branches[0]:
+                raise ConfigError(
+                    f"branches[{index}]", "differs from branches[0]: split attention's radix splits are identical"
+                )
+        if self.split_input and any(branch.groups == DEPTHWISE for branch in self.branches):
+            raise ConfigError("split_input", "cannot split the input of a depthwise branch (its groups are its input)")
 
     @property
     def num_branches(self) -> int:
@@ -99,12 +130,42 @@ class Unit:
 
     @property
     def selects(self) -> bool:
-        """Whether the unit has the fuse/select attention (it is pointless with one branch)."""
-        return self.attention and len(self.branches) > 1
+        """Whether the unit has the fuse/select attention (a softmax over one branch is pointless;
+        a sigmoid on one branch is a gated conv, ResNeSt's radix 1)."""
+        return self.attention and (len(self.branches) > 1 or self.gate == "sigmoid")
 
     def attention_dim(self, channels: int) -> int:
-        """d = max(C / r, L), eq. (4)."""
-        return max(channels // self.reduction, self.min_dim)
+        """The width d of the fuse step on a conv of `channels` output channels.
+
+        `paper`: d = max(C / r, L), eq. (4). `divisible`: timm's make_divisible(C * s / r, divisor)
+        with L as its floor, where s = M for split attention (ResNeSt scales by the radix) and 1
+        for SK. `fixed`: d = L.
+        """
+        if self.width_rule == "paper":
+            return max(channels // self.reduction, self.min_dim)
+        if self.width_rule == "fixed":
+            return self.min_dim
+        scale = self.num_branches if self.kind == "split" else 1
+        return make_divisible(channels * scale / self.reduction, self.divisor, self.min_dim)
+
+    def attention_groups(self, channels: int) -> int:
+        """Split attention groups its fuse and select layers by the branch groups (cardinality)."""
+        return self.branches[0].groups_for(channels) if self.kind == "split" else 1
+
+
+def make_divisible(value: float, divisor: int, floor: int) -> int:
+    """timm's channel rounding: the nearest multiple of `divisor`, at least `floor`, and never
+    more than 10% below `value`."""
+    rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+# Knobs added after the first version, with the defaults that build the first version's networks.
+_SELECTION_KNOBS = ("kind", "gate", "width_rule", "divisor", "fuse_bn")
+_LATER_UNIT_KNOBS = {"kind": "sk", "gate": "softmax", "split_input": False, "width_rule": "paper", "divisor": 8,
+                     "fuse_bn": True}  # fmt: skip
+_LATER_NET_KNOBS = {"block": "bottleneck", "attention_module": "none", "attention_stages": None,
+                    "deep_stem": False, "avg_down": False, "avd": False, "avd_first": False}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,6 +190,13 @@ class NetSpec:
     `cifar` (3x3 stem, bottleneck units, first stage stride 1) and `shufflenetv2` (3x3/2 stem,
     max pool, shuffle units, every stage opens with a stride-2 unit, 1x1 head conv).
     `stem_width`, `head_width` and `input_size` default per template.
+
+    Later knobs (the README's spec section says where each comes from): `block` basic (ResNet-18/34:
+    SK conv then a 3x3 conv) instead of bottleneck; `attention_module` CBAM after each unit or BAM
+    between stages (Table 2's rivals; SE is `se`); `attention_stages` the stages (from 1) whose units
+    have the SK conv, the others a plain conv of branch 0; ResNet-D's `deep_stem` and `avg_down`;
+    ResNeSt's `avd` (a 3x3 average pool takes the stride off the SK conv, after it or, with
+    `avd_first`, before it).
     """
 
     stages: tuple[Stage, ...]
@@ -140,6 +208,13 @@ class NetSpec:
     stem_width: int | None = None
     head_width: int | None = None
     input_size: int | None = None
+    block: str = "bottleneck"
+    attention_module: str = "none"
+    attention_stages: tuple[int, ...] | None = None
+    deep_stem: bool = False
+    avg_down: bool = False
+    avd: bool = False
+    avd_first: bool = False
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -162,7 +237,52 @@ class NetSpec:
         integer(self.stem_width, "stem_width", minimum=1)
         integer(self.head_width, "head_width", minimum=0)
         integer(self.input_size, "input_size", minimum=1)
+        one_of(self.block, BLOCKS, "block")
+        one_of(self.attention_module, ATTENTION_MODULES, "attention_module")
+        for name in ("deep_stem", "avg_down", "avd", "avd_first"):
+            boolean(getattr(self, name), name)
+        object.__setattr__(self, "attention_stages", self._checked_attention_stages())
+        self._check_combination()
         self._check_shapes()
+
+    def _checked_attention_stages(self) -> tuple[int, ...] | None:
+        """Sorted and unique; every stage listed is the same network as None (all stages)."""
+        if self.attention_stages is None:
+            return None
+        if not isinstance(self.attention_stages, (tuple, list)):
+            raise ConfigError("attention_stages", f"must be a list of stage numbers, got {self.attention_stages!r}")
+        for index, number_ in enumerate(self.attention_stages):
+            integer(number_, f"attention_stages[{index}]", minimum=1)
+            if number_ > len(self.stages):
+                raise ConfigError(
+                    f"attention_stages[{index}]", f"stage {number_} does not exist (the network has {len(self.stages)})"
+                )
+        stages = tuple(sorted(set(self.attention_stages)))
+        return None if len(stages) == len(self.stages) else stages
+
+    def _check_combination(self) -> None:
+        """Knobs that only exist together, or not at all."""
+        shuffle = self.template == "shufflenetv2"
+        if self.block == "basic" and shuffle:
+            raise ConfigError("block", "basic blocks belong to the imagenet and cifar templates")
+        if self.se and self.attention_module != "none":
+            raise ConfigError("attention_module", f"{self.attention_module} and se are alternatives: pick one")
+        if self.attention_module == "bam" and len(self.stages) < 2:
+            raise ConfigError("attention_module", "bam sits between stages, and there is one stage")
+        if self.deep_stem and self.template != "imagenet":
+            raise ConfigError("deep_stem", "replaces the imagenet template's 7x7 stem")
+        if self.deep_stem and self.stem_width % 2:
+            raise ConfigError(
+                "stem_width", f"must be even with deep_stem (its inner width is half), got {self.stem_width}"
+            )
+        if self.avg_down and shuffle:
+            raise ConfigError("avg_down", "shuffle units have no projection shortcut")
+        if self.avd_first and not self.avd:
+            raise ConfigError("avd_first", "places the avd pool, and avd is off")
+        if self.avd and (shuffle or self.block == "basic"):
+            raise ConfigError("avd", "belongs to bottleneck units")
+        if self.avd and all(self.stage_stride(index) == 1 for index in range(len(self.stages))):
+            raise ConfigError("avd", "takes a unit's stride, and no unit has one")
 
     def _check_shapes(self) -> None:
         """Cross-field rules: every group count divides the channels it groups, and so on."""
@@ -172,14 +292,31 @@ class NetSpec:
                     f"stages[{index}].out_width",
                     f"must be even (a shuffle unit splits it in halves), got {stage.out_width}",
                 )
-            for channels, where in self.sk_conv_widths(index):
-                for b, branch in enumerate(self.unit.branches):
-                    groups = branch.groups_for(channels)
-                    if channels % groups:
-                        raise ConfigError(
-                            f"unit.branches[{b}].groups",
-                            f"{groups} does not divide {where}={channels}",
-                        )
+            for in_channels, out_channels, where in self.sk_conv_shapes(index):
+                self._check_sk_conv(index, in_channels, out_channels, where)
+
+    def _check_sk_conv(self, index: int, in_channels: int, out_channels: int, where: str) -> None:
+        unit, attended = self.unit, self.has_attention(index)
+        split = unit.num_branches if unit.split_input and attended else 1
+        if in_channels % split:
+            raise ConfigError("unit.split_input", f"M={split} does not divide {where}={in_channels}")
+        for b, branch in enumerate(unit.branches if attended else unit.branches[:1]):
+            groups = branch.groups_for(out_channels)
+            if out_channels % groups:
+                raise ConfigError(f"unit.branches[{b}].groups", f"{groups} does not divide {where}={out_channels}")
+            if (in_channels // split) % groups:
+                per_branch = in_channels // split
+                raise ConfigError(
+                    f"unit.branches[{b}].groups",
+                    f"{groups} does not divide the {per_branch} input channels of each branch at {where}",
+                )
+        dim, attention_groups = unit.attention_dim(out_channels), unit.attention_groups(out_channels)
+        if unit.selects and attended and dim % attention_groups:
+            raise ConfigError(
+                "unit.min_dim",
+                f"split attention's width {dim} at {where}={out_channels} is not a multiple of its groups "
+                f"{attention_groups}",
+            )
 
     # -- shape rules shared by the builder and the analytic counter ---------------------------
 
@@ -195,13 +332,21 @@ class NetSpec:
         """Channels entering global pooling and the classifier."""
         return self.head_width or self.stages[-1].out_width
 
-    def sk_conv_widths(self, index: int) -> list[tuple[int, str]]:
-        """Channel counts of the SK convs in stage `index`, with the field each comes from."""
-        widths = [(self.stages[index].width, f"stages[{index}].width")]
+    def has_attention(self, index: int) -> bool:
+        """Whether stage `index` (from 0) has the SK conv, or a plain conv of branch 0."""
+        return self.attention_stages is None or index + 1 in self.attention_stages
+
+    def sk_conv_shapes(self, index: int) -> list[tuple[int, int, str]]:
+        """(input, output) channels of the SK convs in stage `index`, with the field they come from."""
+        stage, where = self.stages[index], f"stages[{index}].width"
+        if self.block == "basic":  # the SK conv is the unit's first conv: it takes the unit's input
+            shapes = [(self.stage_in_width(index), stage.width, where)]
+            return shapes + ([(stage.out_width, stage.width, where)] if stage.depth > 1 else [])
+        shapes = [(stage.width, stage.width, where)]
         if self.template == "shufflenetv2":  # the stride-2 unit's second path has an SK conv too
-            where = "stem_width" if index == 0 else f"stages[{index - 1}].out_width"
-            widths.append((self.stage_in_width(index), where))
-        return widths
+            source = "stem_width" if index == 0 else f"stages[{index - 1}].out_width"
+            shapes.append((self.stage_in_width(index), self.stage_in_width(index), source))
+        return shapes
 
     # -- identity and serialisation ---------------------------------------------------------
 
@@ -213,37 +358,44 @@ class NetSpec:
     def archid(self) -> str:
         """Short stable hash of the canonical form: equal networks get equal archids.
 
-        Knobs that cannot change the network are left out of the canonical form: r and L when
-        there is no selection, se_reduction without SE, and input_size (the same weights run at
-        224 and 320, as in Table 2).
+        Knobs that cannot change the network are left out of the canonical form: the attention's
+        knobs when there is no selection, se_reduction without SE, and input_size (the same weights
+        run at 224 and 320, as in Table 2). Knobs added after the first version are left out at
+        their defaults, so that the archids of earlier results stay valid.
         """
         canonical = self.to_dict()
         del canonical["input_size"]
+        unit = canonical["unit"]
         if not self.unit.selects:
-            for knob in ("attention", "reduction", "min_dim"):
-                del canonical["unit"][knob]
+            for knob in ("attention", "reduction", "min_dim", *_SELECTION_KNOBS):
+                unit.pop(knob)
         if not self.se:
             del canonical["se_reduction"]
+        for fields, defaults in ((unit, _LATER_UNIT_KNOBS), (canonical, _LATER_NET_KNOBS)):
+            for knob, default in defaults.items():
+                if fields.get(knob, default) == default:
+                    fields.pop(knob, None)
         text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (every default spelled out); `from_dict` rebuilds an equal spec."""
+        unit = {"branches": [dataclasses.asdict(branch) for branch in self.unit.branches]}
+        unit.update({f.name: getattr(self.unit, f.name) for f in dataclasses.fields(Unit) if f.name != "branches"})
+        later = {name: getattr(self, name) for name in _LATER_NET_KNOBS}
+        if self.attention_stages is not None:
+            later["attention_stages"] = list(self.attention_stages)
         return {
             "template": self.template,
             "stem_width": self.stem_width,
             "stages": [dataclasses.asdict(stage) for stage in self.stages],
-            "unit": {
-                "branches": [dataclasses.asdict(branch) for branch in self.unit.branches],
-                "attention": self.unit.attention,
-                "reduction": self.unit.reduction,
-                "min_dim": self.unit.min_dim,
-            },
+            "unit": unit,
             "se": self.se,
             "se_reduction": self.se_reduction,
             "head_width": self.head_width,
             "num_classes": self.num_classes,
             "input_size": self.input_size,
+            **later,
         }
 
     @classmethod
@@ -262,6 +414,8 @@ class NetSpec:
                     for index, item in enumerate(_sequence(unit["branches"], "unit.branches"))
                 )
             values["unit"] = _construct(Unit, unit, "unit")
+        if isinstance(values.get("attention_stages"), list):
+            values["attention_stages"] = tuple(values["attention_stages"])
         return _construct(cls, values, "")
 
     def to_yaml(self) -> str:
@@ -287,6 +441,8 @@ class NetSpec:
 
         branches = tuple(dataclasses.replace(b, groups=groups(b)) for b in self.unit.branches)
         grouped = math.lcm(*(int(b.groups) for b in branches if b.groups != DEPTHWISE))
+        if self.unit.split_input:  # each branch's slice of the input is grouped too
+            grouped *= self.num_branches
         # shuffle units group their input too, so every width there is a multiple of the groups
         plain = math.lcm(8, grouped) if self.template == "shufflenetv2" else 8
         stages = tuple(
@@ -321,48 +477,6 @@ def is_spec_file(source: Any) -> bool:
 def read_spec(path: str | Path) -> NetSpec:
     """Load a spec file; errors are prefixed with the file name."""
     return read_yaml_file(path, NetSpec.from_dict)
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML as researchers write numbers: `5e-4` and `1e6` are floats (YAML 1.2), not strings."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
-        r"|[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str) -> Any:
-    """Safe-load YAML (numbers in scientific notation included); a syntax error becomes a
-    ConfigError with its line."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or "syntax error"
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError("", f"not valid YAML ({problem}{where})") from None
-
-
-def read_yaml_file(path: str | Path, parse: Callable[[Any], T]) -> T:
-    """Read a YAML file and `parse` its data; every problem is a ConfigError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(str(path), f"cannot read ({error.strerror})") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(str(path), f"is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
-                          f"{error.start}); a YAML file must be") from None  # fmt: skip
-    try:
-        return parse(parse_yaml(text))
-    except ConfigError as error:
-        raise error.in_file(path) from None
 
 
 def _fields_of(cls: type, data: Any, path: str, required: tuple[str, ...] = ()) -> dict[str, Any]:

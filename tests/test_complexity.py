@@ -25,6 +25,19 @@ def test_random_specs_cover_every_knob():
     assert {s.se for s in RANDOM_SPECS} == {True, False}
     assert len({b.dilation for s in RANDOM_SPECS for b in s.unit.branches}) == 3
     assert len({s.input_size for s in RANDOM_SPECS}) >= 6
+    # the family's knobs (README: The spec)
+    units = [s.unit for s in RANDOM_SPECS if s.unit.selects]
+    assert {(u.kind, u.gate) for u in units} == {("sk", "softmax"), ("sk", "sigmoid"), ("split", "softmax"),
+                                                 ("split", "sigmoid")}  # fmt: skip
+    assert {u.width_rule for u in units} == {"paper", "divisible", "fixed"} and {u.fuse_bn for u in units} == {
+        True,
+        False,
+    }
+    assert {s.unit.split_input for s in RANDOM_SPECS} == {True, False}
+    assert {s.block for s in RANDOM_SPECS} == {"bottleneck", "basic"}
+    assert {s.attention_module for s in RANDOM_SPECS} == {"none", "cbam", "bam"}
+    assert any(s.attention_stages for s in RANDOM_SPECS) and any(s.avd_first for s in RANDOM_SPECS)
+    assert all(any(getattr(s, knob) for s in RANDOM_SPECS) for knob in ("deep_stem", "avg_down", "avd"))
 
 
 @pytest.mark.parametrize("spec", RANDOM_SPECS, ids=[f"seed{i}" for i in range(len(RANDOM_SPECS))])

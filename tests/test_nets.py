@@ -14,35 +14,13 @@ import sksearch
 from sksearch import Stage
 from sksearch.complexity import count
 from sksearch.layers import SKConv
+from tests.reference_weights import copy_weights_by_order, randomise_batchnorm
 
 SMALL_INPUT = {"imagenet": 64, "cifar": 32, "shufflenetv2": 64}
 
 
 def n_params(model):
     return sum(p.numel() for p in model.parameters())
-
-
-def copy_weights_by_order(source, target):
-    """Copy a state dict entry by entry in registration order, insisting on equal shapes."""
-    source_state, target_state = source.state_dict(), target.state_dict()
-    assert len(source_state) == len(target_state)
-    mapped = {}
-    for (source_key, value), (target_key, slot) in zip(source_state.items(), target_state.items(), strict=True):
-        assert value.shape == slot.shape, (source_key, target_key)
-        mapped[target_key] = value
-    target.load_state_dict(mapped)
-
-
-def randomise_batchnorm(model):
-    """Give BN non-trivial statistics so a wrong mapping cannot hide behind identity BNs."""
-    generator = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            size = module.num_features
-            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
-            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(size, generator=generator) * 0.1)
 
 
 TORCHVISION_TWINS = [
@@ -76,18 +54,6 @@ def test_matches_torchvision_exactly(name, overrides, factory):
         expected, got = reference(images), ours(images)
     assert expected.abs().max() > 0.1  # the comparison is not between two near-zero outputs
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
-
-
-def test_sknet50_is_timms_skresnext50_exactly():
-    timm = pytest.importorskip("timm")  # a dev dependency; the model code itself never imports it
-    torch.manual_seed(0)
-    reference = timm.create_model("skresnext50_32x4d").eval()
-    randomise_batchnorm(reference)
-    ours = sksearch.build("sknet50").eval()
-    copy_weights_by_order(reference, ours)
-    images = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(images), reference(images), rtol=1e-4, atol=1e-4)
 
 
 def test_weighted_sum_gradients_match_the_plain_expression():
@@ -215,7 +181,7 @@ def test_the_sk_layer_takes_plain_arguments():
     ]  # fmt: skip
     assert layer.attention.reduce.conv.out_channels == 8
     assert layer(torch.randn(2, 16, 8, 8)).shape == (2, 16, 4, 4)
-    assert SKConv(16, (3, 3), (1, 2), (4, 4), (True, True), attention_dim=None).attention is None
+    assert SKConv(16, 16, (3, 3), (1, 2), (4, 4), (True, True), attention_dim=None).attention is None
     built = sksearch.build("sknet50").stages[0][0].conv2  # the builder maps the spec onto the same layer
     assert [p.conv.dilation for p in built.paths] == [(1, 1), (2, 2)] and built.attention.reduce.conv.out_channels == 32
 

@@ -412,3 +412,69 @@ def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys, argv):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}: is not UTF-8 text (byte 0xff at offset 1)" in err, err
     assert not (tmp_path / "results").exists()
+
+
+def test_sk_family_is_compute_matched_and_every_member_trains_a_step_under_the_proxy():
+    space = load_space(SPACES / "sk_family.yaml")
+    target = sksearch.complexity.count("sknet50").gmacs
+    draw = space.enumerate()
+    assert [c.knobs["preset"] for c in draw] == list(space.knobs[0].values) and len(draw) == 7
+    assert all(abs(c.complexity.gmacs - target) <= 0.02 * target for c in draw)
+    resnest = next(c for c in draw if c.knobs["preset"] == "resnest50d")
+    assert resnest.width_match < 1 and resnest.spec.unit.kind == "split" and resnest.spec.avd  # only widths change
+    proxy = recipe_from("proxy")
+    for candidate in draw:
+        model = sksearch.build(proxy.adapt(candidate.spec, num_classes=proxy.classes))
+        loss = model(torch.randn(4, 3, proxy.image_size, proxy.image_size)).logsumexp(1).mean()
+        loss.backward()
+        assert all(p.grad is not None for p in model.parameters()), candidate.knobs["preset"]
+
+
+def test_preset_and_attention_stages_knobs(tmp_path):
+    path = tmp_path / "family.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        base: sknet50
+        knobs:
+          preset: {grid: [sknet50, resnest50d]}
+          attention_stages: {grid: [all, "3,4", [4]]}
+          unit.gate: {grid: [softmax, sigmoid]}
+    """)
+    )
+    space = load_space(path)
+    draw = space.enumerate()
+    assert len(draw) == 12
+    picked = space.spec_for({"preset": "resnest50d", "attention_stages": "3,4", "unit.gate": "sigmoid"})
+    expected = sksearch.preset("resnest50d")
+    expected = expected.replace(attention_stages=(3, 4), unit=expected.unit.__class__(**{
+        **expected.unit.__dict__, "gate": "sigmoid"}))  # fmt: skip
+    assert picked == expected
+    assert space.point_for(sksearch.preset("resnest50d")) == {
+        "preset": "resnest50d", "attention_stages": "all", "unit.gate": "softmax"}  # fmt: skip
+    trial = optuna.trial.FixedTrial({"preset": "sknet50", "attention_stages": "4", "unit.gate": "softmax"})
+    constants = space.suggest(trial)
+    assert space.spec_for({**trial.params, **constants}).attention_stages == (4,)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ("preset: {grid: [sknet50, resnext50]}", "knobs.preset.grid[1]: unknown preset 'resnext50'"),
+        ("preset: sknet50\n  branches: {grid: [K3, K3+K5]}", "knobs.preset: sets the whole network"),
+        ("attention_stages: {grid: [all, '3,x']}", "knobs.attention_stages.grid[1][1]: must be an integer"),
+        ("unit.kind: {grid: [sk, splat]}", "knobs.unit.kind.grid[1]: must be one of sk, split"),
+        ("avd: {grid: [maybe]}", "knobs.avd.grid[0]: must be true or false"),
+    ],
+)
+def test_family_knob_errors_name_the_knob_and_exit_2(tmp_path, capsys, knobs, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"base: sknet50\nknobs:\n  {knobs}\n")
+    assert main(["space", "show", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_an_invalid_family_combination_is_rejected_as_its_knob():
+    space = parse_space({"base": "sknet50", "knobs": {"unit.kind": {"grid": ["sk", "split"]}}})
+    draw = space.enumerate()
+    assert len(draw) == 1 and draw.rejected == {"invalid unit.branches[1]": 1}  # K3 and K5 are no radix splits

@@ -1,10 +1,13 @@
 """NetSpec: validation with field paths, exact round-trips, archid identity."""
 
+import dataclasses
+
 import pytest
 import yaml
 
 import sksearch
 from sksearch import Branch, ConfigError, NetSpec, Stage, Unit
+from sksearch.cli import main
 
 
 def sknet50_dict():
@@ -121,6 +124,92 @@ INVALID = [
     (["stem_width"], 0, "stem_width: must be >= 1"),
     (["colour"], "red", "colour: unknown key"),
 ]
+# The SK family's knobs, alone and in combinations that cannot be built (sknet50 is the base).
+SK_FAMILY_INVALID = [
+    ({"unit": {"kind": "split"}}, "unit.branches[1]: differs from branches[0]: split attention's radix splits"),
+    ({"unit": {"kind": "resnest"}}, "unit.kind: must be one of sk, split"),
+    ({"unit": {"gate": "sigmoid", "attention": False}}, "unit.gate: sigmoid gates the attention, and attention is off"),
+    ({"unit": {"gate": "tanh"}}, "unit.gate: must be one of softmax, sigmoid"),
+    ({"unit": {"split_input": True, "branches": [{"groups": 32}] * 3}}, "unit.split_input: M=3 does not divide"),
+    ({"unit": {"split_input": True, "branches": [{"groups": 128}] * 2}},
+     "unit.branches[0].groups: 128 does not divide the 64 input channels of each branch"),
+    ({"unit": {"split_input": True, "branches": [{"groups": "depthwise"}] * 2}},
+     "unit.split_input: cannot split the input of a depthwise branch"),
+    ({"unit": {"width_rule": "timm"}}, "unit.width_rule: must be one of paper, divisible, fixed"),
+    ({"unit": {"divisor": 0}}, "unit.divisor: must be >= 1"),
+    ({"unit": {"fuse_bn": "no"}}, "unit.fuse_bn: must be true or false"),
+    ({"unit": {"kind": "split", "branches": [{"groups": 32}] * 2, "width_rule": "fixed", "min_dim": 40}},
+     "unit.min_dim: split attention's width 40 at stages[0].width=128 is not a multiple of its groups 32"),
+    ({"avd": True, "template": "shufflenetv2"}, "avd: belongs to bottleneck units"),
+    ({"avd": True, "block": "basic"}, "avd: belongs to bottleneck units"),
+    ({"avd": True, "template": "cifar", "stages": [{"depth": 1, "width": 128, "out_width": 256}]},
+     "avd: takes a unit's stride, and no unit has one"),
+    ({"avd_first": True}, "avd_first: places the avd pool, and avd is off"),
+    ({"deep_stem": True, "template": "cifar"}, "deep_stem: replaces the imagenet template's 7x7 stem"),
+    ({"deep_stem": True, "stem_width": 63}, "stem_width: must be even with deep_stem"),
+    ({"se": True, "attention_module": "cbam"}, "attention_module: cbam and se are alternatives"),
+    ({"attention_module": "eca"}, "attention_module: must be one of none, cbam, bam"),
+    ({"attention_module": "bam", "stages": [{"depth": 1, "width": 128, "out_width": 256}]},
+     "attention_module: bam sits between stages, and there is one stage"),
+    ({"block": "basic", "template": "shufflenetv2"}, "block: basic blocks belong to the imagenet and cifar"),
+    ({"attention_stages": [5]}, "attention_stages[0]: stage 5 does not exist (the network has 4)"),
+    ({"attention_stages": [0]}, "attention_stages[0]: must be >= 1"),
+    ({"attention_stages": 3}, "attention_stages: must be a list of stage numbers"),
+]  # fmt: skip
+
+
+def _family_case(changes: dict) -> dict:
+    data = sknet50_dict()
+    unit = changes.get("unit", {})
+    data.update({key: value for key, value in changes.items() if key != "unit"})
+    data["unit"].update({key: value for key, value in unit.items() if key != "branches"})
+    if "branches" in unit:
+        data["unit"]["branches"] = [{"kernel": 3, "dilation": 1, **b} for b in unit["branches"]]
+    return data
+
+
+@pytest.mark.parametrize(("changes", "message"), SK_FAMILY_INVALID, ids=[m.split(":")[0] for _, m in SK_FAMILY_INVALID])
+def test_invalid_sk_family_combinations_name_the_field(changes, message):
+    with pytest.raises(ConfigError) as caught:
+        NetSpec.from_dict(_family_case(changes))
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"), SK_FAMILY_INVALID[:4], ids=[m.split(":")[0] for _, m in SK_FAMILY_INVALID[:4]]
+)
+def test_invalid_sk_family_spec_file_exits_2_with_one_line(tmp_path, capsys, changes, message):
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump(_family_case(changes)))
+    assert main(["count", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "Traceback" not in err
+
+
+def test_family_knobs_at_their_defaults_keep_the_first_versions_archids():
+    spec = sksearch.preset("sknet50")
+    assert spec.archid == "9287a201bf"  # as committed results (results/) name it
+    assert NetSpec.from_dict(spec.to_dict()) == spec and "split_input" in spec.to_dict()["unit"]
+    every_stage = spec.replace(attention_stages=(4, 1, 2, 3, 3))
+    assert every_stage.attention_stages is None and every_stage.archid == spec.archid
+    fewer = spec.replace(attention_stages=(4, 3))
+    assert fewer.attention_stages == (3, 4) and fewer.archid != spec.archid
+    assert NetSpec.from_yaml(fewer.to_yaml()) == fewer
+    plain = sksearch.preset("resnext50_32x4d")  # no selection: the attention's knobs cannot matter
+    no_gate = dataclasses.replace(plain.unit, fuse_bn=False, width_rule="fixed", kind="split")
+    assert plain.replace(unit=no_gate).archid == plain.archid
+    assert spec.replace(unit=dataclasses.replace(spec.unit, fuse_bn=False)).archid != spec.archid
+
+
+def test_timm_width_rule_rounds_as_make_divisible():
+    unit = Unit((Branch(), Branch(dilation=2)), width_rule="divisible", reduction=16, divisor=8, min_dim=8)
+    assert [unit.attention_dim(c) for c in (64, 100, 128, 2048)] == [8, 8, 8, 128]
+    assert Unit((Branch(), Branch(dilation=2)), width_rule="divisible", reduction=8, divisor=16,
+                min_dim=16).attention_dim(72) == 16  # fmt: skip
+    split = Unit((Branch(groups=1),) * 2, kind="split", width_rule="divisible", reduction=4, min_dim=32)
+    assert [split.attention_dim(c) for c in (64, 128, 512)] == [32, 64, 256]  # C * radix / 4, floor 32
+    assert Unit((Branch(),) * 2, width_rule="fixed", min_dim=24).attention_dim(512) == 24
+    assert Unit((Branch(),), gate="sigmoid").selects and not Unit((Branch(),)).selects
 
 
 @pytest.mark.parametrize(("path", "value", "message"), INVALID, ids=[m.split(":")[0] for *_, m in INVALID])

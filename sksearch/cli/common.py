@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sksearch.spec import NetSpec, is_spec_file, parse_yaml, read_spec
+from sksearch.spec import NetSpec, is_spec_file, read_spec
 from sksearch.validation import ConfigError
+from sksearch.yamlfiles import parse_yaml
 
 Handler = Callable[[argparse.Namespace], int]
 Flags = Callable[[argparse.ArgumentParser], None]

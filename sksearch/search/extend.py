@@ -16,9 +16,9 @@ from sksearch.files import is_uri
 from sksearch.search.plan import SweepPlan, check_search, load_plan_here, space_mapping
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Record, Store, trial_key
-from sksearch.spec import read_yaml_file
 from sksearch.table import read_complete_trials, read_history, write_history, write_trials
 from sksearch.validation import ConfigError
+from sksearch.yamlfiles import read_yaml_file
 
 
 def plan_extension(

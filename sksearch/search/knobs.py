@@ -3,8 +3,10 @@
 A knob is either a spec path (`unit.branches[1].dilation`, `stages[2].depth`, `unit.reduction`,
 `se`), written into the base spec as it stands, or a named shortcut. Most shortcuts are aliases of
 a path (`attention` is `unit.attention`, `depth_2` is `stages[2].depth`, `groups_1` is
-`unit.branches[1].groups`); the rest compute several fields at once (`branches`, `num_branches` and
-`branch_<m>`, `cardinality`, `depths`, `width_multiplier`) or belong to the recipe (`lr`, ...).
+`unit.branches[1].groups`, `gate` is `unit.gate`); the rest compute several fields at once
+(`branches`, `num_branches` and `branch_<m>`, `cardinality`, `depths`, `width_multiplier`,
+`attention_stages`, and `preset`, which starts the point from a whole named network) or belong to
+the recipe (`lr`, ...).
 Going back from a spec to a knob's value reads the path, or asks the shortcut's own `read`.
 """
 
@@ -18,9 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sksearch.presets import KERNELS
-from sksearch.spec import DEPTHWISE, Branch, NetSpec
-from sksearch.validation import ConfigError, boolean, check_keys, integer, number
+from sksearch.presets import KERNELS, PRESETS, preset
+from sksearch.spec import ATTENTION_MODULES, BLOCKS, DEPTHWISE, GATES, KINDS, WIDTH_RULES, Branch, NetSpec
+from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
 
 if TYPE_CHECKING:
     from sksearch.search.space import Space
@@ -50,6 +52,10 @@ _count_or_zero = functools.partial(integer, minimum=0)
 _positive = functools.partial(number, low=0, open_low=True)
 _non_negative = functools.partial(number, low=0)
 _fraction = functools.partial(number, low=0, high=1, open_high=True)
+
+
+def _choice(choices: tuple[str, ...], value: Any, path: str) -> str:
+    return one_of(value, choices, path)
 
 
 def _groups(value: Any, path: str) -> int | str:
@@ -132,15 +138,26 @@ _LEAF_TYPES = {
     "stem_width": KnobType(_count, "int"),
     "head_width": KnobType(_count_or_zero, "int"),
     "input_size": KnobType(_count, "int"),
+    "kind": KnobType(functools.partial(_choice, KINDS)),
+    "gate": KnobType(functools.partial(_choice, GATES)),
+    "split_input": KnobType(boolean),
+    "width_rule": KnobType(functools.partial(_choice, WIDTH_RULES)),
+    "divisor": KnobType(_count, "int"),
+    "fuse_bn": KnobType(boolean),
+    "block": KnobType(functools.partial(_choice, BLOCKS)),
+    "attention_module": KnobType(functools.partial(_choice, ATTENTION_MODULES)),
+    **{name: KnobType(boolean) for name in ("deep_stem", "avg_down", "avd", "avd_first")},
 }
 _SPEC_PATH = re.compile(
     r"stages\[(?P<stage>\d+)\]\.(depth|width|out_width)"
     r"|unit\.branches\[(?P<branch>\d+)\]\.(kernel|dilation|groups|relu)"
-    r"|unit\.(attention|reduction|min_dim)"
+    r"|unit\.(attention|reduction|min_dim|kind|gate|split_input|width_rule|divisor|fuse_bn)"
     r"|se|se_reduction|stem_width|head_width|input_size"
+    r"|block|attention_module|deep_stem|avg_down|avd|avd_first"
 )
 # Named shortcuts that are a spec path under another name
 _ALIASES = {"attention": "unit.attention", "reduction": "unit.reduction", "min_dim": "unit.min_dim",
+            **{name: f"unit.{name}" for name in ("kind", "gate", "split_input", "width_rule", "divisor", "fuse_bn")},
             "depth_{}": "stages[{}].depth", "groups_{}": "unit.branches[{}].groups",
             "relu_{}": "unit.branches[{}].relu"}  # fmt: skip
 
@@ -219,6 +236,21 @@ def _depths(stages: int, value: Any, path: str) -> str:
     return ",".join(parsed)
 
 
+def _stage_list(value: Any, path: str) -> str:
+    """`all`, or stage numbers from 1 as a list or a comma-separated string, kept as '2,3'."""
+    if value == "all":
+        return value
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(path, f"must be 'all' or a list of stage numbers like [3, 4], got {value!r}")
+    numbers = [int(item) if isinstance(item, str) and item.strip().isdigit() else item for item in items]
+    return ",".join(str(_count(item, f"{path}[{i}]")) for i, item in enumerate(numbers))
+
+
+def _preset_name(value: Any, path: str) -> str:
+    return one_of(value, PRESETS, path, what="preset")
+
+
 def option_of(options: Mapping[str, BranchOption], branch: Branch) -> str | None:
     """The first option that builds `branch` (its own groups and ReLU, if pinned, must agree)."""
     for name, option in options.items():
@@ -252,6 +284,16 @@ def _read_depths(spec: NetSpec, space: Space) -> str:
     return ",".join(str(stage.depth) for stage in spec.stages)
 
 
+def _read_attention_stages(spec: NetSpec, space: Space) -> str:
+    return "all" if spec.attention_stages is None else ",".join(map(str, spec.attention_stages))
+
+
+def _read_preset(spec: NetSpec, space: Space) -> str | None:
+    """The preset of this space's choices that is `spec` (at its own width)."""
+    knob = next(knob for knob in space.knobs if knob.name == "preset")
+    return next((name for name in knob.options() if preset(name).archid == spec.archid), None)
+
+
 def _read_width_multiplier(spec: NetSpec, space: Space) -> float:
     """A spec is its own width: scaling it by anything but 1 would give another network."""
     return 1.0
@@ -263,6 +305,8 @@ _COMPUTED: dict[str, Callable[[Space], KnobType]] = {
     "cardinality": lambda space: KnobType(_count, "int", read=_read_cardinality),
     "depths": lambda space: KnobType(functools.partial(_depths, len(space.base.stages)), read=_read_depths),
     "width_multiplier": lambda space: KnobType(_positive, "float", read=_read_width_multiplier),
+    "attention_stages": lambda space: KnobType(_stage_list, read=_read_attention_stages),
+    "preset": lambda space: KnobType(_preset_name, read=_read_preset),
 }
 
 # Knobs of the training recipe rather than the network: swept with it, recorded beside it.
@@ -315,6 +359,12 @@ def _check_exclusive(knobs: Mapping[str, Knob], space: Space) -> None:
         raise ConfigError("knobs.branches", "cannot be combined with num_branches or branch_<m> knobs")
     if "depths" in names and any(knob.type.path and knob.type.path.endswith("].depth") for knob in knobs.values()):
         raise ConfigError("knobs.depths", "cannot be combined with depth_<s> or stages[s].depth knobs")
+    if "preset" in names and names & {"branches", "num_branches", "cardinality", "depths"} | {
+        n for n in names if re.fullmatch(r"branch_\d+", n)
+    }:
+        raise ConfigError(
+            "knobs.preset", "sets the whole network: combine it with spec paths and width_multiplier only"
+        )
     if "cardinality" in names and space.base.unit.branches[0].groups == DEPTHWISE:
         raise ConfigError("knobs.cardinality", "needs a base with an integer group count, not depthwise")
     seen: dict[str, str] = {}

@@ -23,9 +23,9 @@ from sksearch.schema import TIMING_METRICS
 from sksearch.search.space import Draw, Space
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import store_location
-from sksearch.spec import read_yaml_file
 from sksearch.table import PLAN
 from sksearch.validation import ConfigError
+from sksearch.yamlfiles import read_yaml_file
 
 DEFAULT_STORAGE = "results"
 

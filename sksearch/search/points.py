@@ -1,8 +1,9 @@
 """Point -> spec, and spec -> point: the only place knob values meet the spec.
 
-`spec_of(space, point)` starts from the base spec's plain data, lays down the computed shortcuts
-(branch set, cardinality, depths), writes every path knob into its field, applies the groups rule
-and the width multiplier, and validates the result as a NetSpec. `point_for(space, spec)` reads
+`spec_of(space, point)` starts from the base spec's plain data (or the point's `preset`), lays down
+the computed shortcuts (branch set, cardinality, depths, attention stages), writes every path knob
+into its field, applies the groups rule and the width multiplier, and validates the result as a
+NetSpec. `point_for(space, spec)` reads
 each knob's value back (its path, or its shortcut's `read`) and checks by rebuilding.
 """
 
@@ -12,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sksearch.presets import preset
 from sksearch.search.knobs import RECIPE_KNOBS, BranchOption, Knob, read_path, write_path
 from sksearch.spec import DEPTHWISE, Branch, NetSpec, round_to
 from sksearch.validation import ConfigError
@@ -33,10 +35,15 @@ def is_active(space: Space, knob: Knob, point: Mapping[str, Any]) -> bool:
 
 def spec_of(space: Space, point: Mapping[str, Any]) -> NetSpec:
     """The network a point describes (before compute matching); ConfigError if it is invalid."""
-    base = space.base
-    draft = base.to_dict()
-    cardinality = point.get("cardinality", _base_cardinality(space))
-    draft["unit"]["branches"] = [_branch(space, option, cardinality) for option in _options(space, point)]
+    if "preset" in point:  # the whole network comes from the preset; path knobs apply on top
+        draft = preset(point["preset"]).to_dict()
+    else:
+        draft = space.base.to_dict()
+        cardinality = point.get("cardinality", _base_cardinality(space))
+        draft["unit"]["branches"] = [_branch(space, option, cardinality) for option in _options(space, point)]
+    if "attention_stages" in point:
+        stages = point["attention_stages"]
+        draft["attention_stages"] = None if stages == "all" else [int(number) for number in stages.split(",")]
     if "cardinality" in point:  # keep the per-group width of the base
         for stage in draft["stages"]:
             stage["width"] = stage["width"] // _base_cardinality(space) * cardinality
@@ -58,6 +65,8 @@ def knob_of_error(space: Space, point: Mapping[str, Any], error: ConfigError) ->
     for knob in space.knobs:
         if knob.name in point and knob.type.path and error.path.startswith(knob.type.path):
             return knob.name
+    if "attention_stages" in point and error.path.startswith("attention_stages"):
+        return "attention_stages"
     branch_knobs = ("branches", "num_branches", "cardinality", "width_multiplier")
     for name in branch_knobs if error.path.startswith("unit.branches") else ():
         if name in point:

@@ -18,8 +18,9 @@ from sksearch.recipes import recipe_from
 from sksearch.schema import parse_objectives
 from sksearch.search.knobs import BUILTIN_OPTIONS, BranchOption, check_branch_coverage, parse_knobs
 from sksearch.search.space import Constraints, SearchSettings, Space
-from sksearch.spec import Branch, NetSpec, read_yaml_file
+from sksearch.spec import Branch, NetSpec
 from sksearch.validation import ConfigError, check_keys, integer, name_list, number, one_of
+from sksearch.yamlfiles import read_yaml_file
 
 ALGORITHMS = ("grid", "random", "tpe", "nsga2")
 EARLY_STOPPING = ("none", "asha", "hyperband", "mo-asha")

@@ -18,9 +18,10 @@ from sksearch.schema import TIMING_METRICS, network_names
 from sksearch.search.plan import DEFAULT_STORAGE
 from sksearch.search.spacefile import load_space
 from sksearch.search.store import Store, store_location
-from sksearch.spec import NetSpec, parse_yaml
+from sksearch.spec import NetSpec
 from sksearch.train import pick_device
 from sksearch.validation import ConfigError
+from sksearch.yamlfiles import parse_yaml
 
 
 def check_device(device: str) -> torch.device:
