@@ -153,6 +153,31 @@ def test_a_killed_driver_resumes_without_running_a_finished_trial_again(tmp_path
         assert [line["epoch"] for line in lines].count(3) == 1
 
 
+def test_ctrl_c_leaves_unfinished_trials_unrecorded_exits_130_and_resume_finishes(tmp_path):
+    """Tune answers Ctrl-C by terminating the unfinished trials: they must not read as stopped by
+    early stopping (nor enter the store as such), and the driver must not report a finished sweep."""
+    args = ["--storage", str(tmp_path), "--num-cpus", "2", "--quiet", "--max-concurrent", "1",
+            "--set", "epochs=2", "--set", "train_samples=512", "--set", "val_samples=128"]  # fmt: skip
+    driver = sksearch_process("sweep", str(SPACES / "smoke.yaml"), *args, start_new_session=True)
+    run_dir = tmp_path / "smoke"
+    wait_for(lambda: len(read_trials(str(run_dir))) >= 1, what="a finished trial")
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 130, output
+    table = read_trials(str(run_dir))
+    finished = len(table)
+    assert f"sksearch sweep: interrupted before the sweep finished; `sksearch resume {run_dir}` continues it" in output
+    assert "Pareto front" not in output  # no finished sweep is reported
+    assert finished < 4 and set(table["status"]) == {"completed"}
+    assert [record.row["status"] for record in Store(str(tmp_path / "store"))] == ["completed"] * finished
+    status = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))
+    assert status["states"]["completed"] == finished and "stopped" not in status["states"]
+
+    finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2"))
+    table = read_trials(str(run_dir))
+    assert len(table) == 4 and set(table["status"]) == {"completed"}
+
+
 def test_mo_asha_decides_after_a_resume_as_it_would_have_without_one(tmp_path):
     """MO-ASHA's rungs are rebuilt from the result logs when the killed driver's sweep is resumed:
     every trial ends as in an undisturbed run of the same sweep (one trial at a time, so the order

@@ -60,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"sksearch {args.verb}: error: {error}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"sksearch {args.verb}: interrupted\n")
+    except KeyboardInterrupt as interrupt:  # a sweep's says how to resume it
+        sys.stderr.write(f"sksearch {args.verb}: {interrupt or 'interrupted'}\n")
         return 130
     except BrokenPipeError:  # the reader (| head) left: stop quietly
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout for the interpreter's exit

@@ -9,11 +9,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from ray.tune import Callback, TuneError
+from ray.tune import Callback, ExperimentAnalysis, TuneError
 
 from sksearch.files import is_uri, join, read_bytes
 from sksearch.schema import best_trials, network_names
@@ -89,16 +89,23 @@ class TableCallback(Callback):
         self._record(trial)
 
     def on_experiment_end(self, trials, **info):
+        """An interrupted run (Ctrl-C) ends with Tune terminating its unfinished trials, after it
+        saved their state as unfinished: by that state they get no row and no store record (they
+        were not stopped by early stopping), and `resume` continues them."""
         self._follow(trials)
         self._load()
-        self.reconcile(trials)
+        saved = saved_statuses(self.run_dir)
+        self.reconcile(
+            trials, finished=lambda trial: saved.get(trial.trial_id, "TERMINATED") in ("TERMINATED", "ERROR")
+        )
 
-    def reconcile(self, trials) -> None:
-        """A row for every finished trial and the history of all of them, both written whole."""
+    def reconcile(self, trials, finished: Callable[[Any], bool] = lambda trial: True) -> None:
+        """A row for every finished trial (Ray calls it terminated or errored, and `finished` agrees)
+        and the history of all of them, both written whole."""
         history = []
         for trial in trials:
             epochs = _trial_history(trial)
-            if trial.status in ("TERMINATED", "ERROR"):
+            if trial.status in ("TERMINATED", "ERROR") and finished(trial):
                 self.rows[trial.trial_id] = self._row(trial)
                 self._store(trial, epochs)
             history.extend(epochs)
@@ -155,6 +162,14 @@ def _error_line(trial) -> str:
 
 
 _RAISED = re.compile(r"(?P<name>[\w.]*(?:Error|Exception|Interrupt)): (?P<message>.+)")
+
+
+def saved_statuses(run_dir: str) -> dict[str, str]:
+    """Each trial's status in the run's saved Ray Tune state (empty when it cannot be read)."""
+    try:
+        return {trial.trial_id: trial.status for trial in ExperimentAnalysis(run_dir).trials}
+    except Exception:  # no state (yet) or a damaged one: every terminated trial counts as finished
+        return {}
 
 
 def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:

@@ -14,7 +14,7 @@ import ray
 from ray import tune
 
 from sksearch.files import check_writable_folder, is_uri, join, write_bytes
-from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables
+from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables, saved_statuses
 from sksearch.search.extend import merge_extension, plan_extension, record_own_trials
 from sksearch.search.plan import SweepPlan, load_plan_here
 from sksearch.search.reuse import answer_from_store, grid_cases
@@ -160,9 +160,21 @@ def run_sweep(
         ),
         run_config=_run_config(plan, progress),
     )
-    with _driving(plan.run_dir):
-        tuner.fit()
+    _fit(tuner, plan.run_dir)
     return read_trials(plan.run_dir)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """The sweep was interrupted (Ctrl-C): Ray saved its state, and `sksearch resume` continues it."""
+
+
+def _fit(tuner: tune.Tuner, run_dir: str) -> None:
+    """Run the tuner under the driver's watch. Tune answers Ctrl-C by saving its state and
+    returning; that return is raised as SweepInterrupted rather than passed off as a finished sweep."""
+    with _driving(run_dir):
+        tuner.fit()
+    if any(status not in ("TERMINATED", "ERROR") for status in saved_statuses(run_dir).values()):
+        raise SweepInterrupted(f"interrupted before the sweep finished; `sksearch resume {run_dir}` continues it")
 
 
 def extend_sweep(
@@ -235,6 +247,5 @@ def resume_sweep(
     connect(address, num_cpus, quiet)
     trainable, _ = _trainable(plan, trial_fn)
     tuner = tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    with _driving(run_dir):
-        tuner.fit()
+    _fit(tuner, run_dir)
     return read_trials(run_dir)
