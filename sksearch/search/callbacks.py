@@ -30,6 +30,7 @@ class TableCallback(Callback):
         self.plan = plan
         self.run_dir = plan.run_dir
         self.rows: dict[str, dict[str, Any]] = {}
+        self.ended: set[str] = set()  # trials Tune completed (or stopped) or errored in this driver
 
     def _follow(self, trials) -> None:
         """Write where the trials are: Ray restores this callback from the run folder with the path
@@ -83,21 +84,28 @@ class TableCallback(Callback):
         Store(self.plan.store_location).put(Record(key, self.rows[trial.trial_id], tuple(history)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended.add(trial.trial_id)
         self._record(trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended.add(trial.trial_id)
         self._record(trial)
 
     def on_experiment_end(self, trials, **info):
-        """An interrupted run (Ctrl-C) ends with Tune terminating its unfinished trials, after it
-        saved their state as unfinished: by that state they get no row and no store record (they
-        were not stopped by early stopping), and `resume` continues them."""
+        """An interrupted run (Ctrl-C) ends with Tune terminating its unfinished trials without
+        completing them: those get no row and no store record (they were not stopped by early
+        stopping), and Ray's saved state keeps them unfinished for `resume`. A trial counts as
+        finished when it ended in this driver, has a row from an earlier one, or Ray saved it so."""
         self._follow(trials)
         self._load()
         saved = saved_statuses(self.run_dir)
-        self.reconcile(
-            trials, finished=lambda trial: saved.get(trial.trial_id, "TERMINATED") in ("TERMINATED", "ERROR")
-        )
+        recorded = set(self.rows) | set(read_trials(self.run_dir).get("trial_id", []))
+
+        def finished(trial) -> bool:
+            ended = trial.trial_id in self.ended or trial.trial_id in recorded
+            return ended or saved.get(trial.trial_id) in ("TERMINATED", "ERROR")
+
+        self.reconcile(trials, finished)
 
     def reconcile(self, trials, finished: Callable[[Any], bool] = lambda trial: True) -> None:
         """A row for every finished trial (Ray calls it terminated or errored, and `finished` agrees)

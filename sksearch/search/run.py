@@ -170,10 +170,12 @@ class SweepInterrupted(KeyboardInterrupt):
 
 def _fit(tuner: tune.Tuner, run_dir: str) -> None:
     """Run the tuner under the driver's watch. Tune answers Ctrl-C by saving its state and
-    returning; that return is raised as SweepInterrupted rather than passed off as a finished sweep."""
+    returning, leaving trials without a row; that return is raised as SweepInterrupted rather than
+    passed off as a finished sweep."""
     with _driving(run_dir):
         tuner.fit()
-    if any(status not in ("TERMINATED", "ERROR") for status in saved_statuses(run_dir).values()):
+    recorded = set(read_trials(run_dir).get("trial_id", []))
+    if any(trial not in recorded for trial in saved_statuses(run_dir)):  # cut short: no row (TableCallback)
         raise SweepInterrupted(f"interrupted before the sweep finished; `sksearch resume {run_dir}` continues it")
 
 
