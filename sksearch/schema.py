@@ -205,7 +205,7 @@ def spec_columns(spec: NetSpec) -> dict[str, Any]:
         "spec_split_input": unit.split_input,
         "spec_width_rule": unit.width_rule,
         "spec_fuse_bn": unit.fuse_bn,
-        "spec_attention_stages": "all" if spec.attention_stages is None else ",".join(map(str, spec.attention_stages)),
+        "spec_attention_stages": spec.attention_stages_text,
         "spec_block": spec.block,
         "spec_attention_module": "se" if spec.se else spec.attention_module,
         "spec_resnet_d": spec.deep_stem or spec.avg_down,

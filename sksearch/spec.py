@@ -336,6 +336,11 @@ class NetSpec:
         """Whether stage `index` (from 0) has the SK conv, or a plain conv of branch 0."""
         return self.attention_stages is None or index + 1 in self.attention_stages
 
+    @property
+    def attention_stages_text(self) -> str:
+        """`all`, or the stages with the SK conv as '3,4' (a knob value and a results column)."""
+        return "all" if self.attention_stages is None else ",".join(map(str, self.attention_stages))
+
     def sk_conv_shapes(self, index: int) -> list[tuple[int, int, str]]:
         """(input, output) channels of the SK convs in stage `index`, with the field they come from."""
         stage, where = self.stages[index], f"stages[{index}].width"

@@ -225,15 +225,17 @@ def _branch_set(options: Mapping[str, BranchOption], value: Any, path: str) -> s
     return "+".join(option_name(options, str(item).strip(), f"{path}[{i}]") for i, item in enumerate(names))
 
 
+def _count_list(items: list, path: str) -> str:
+    """Counts written as numbers or digit strings, kept as '3,4,6,3'."""
+    numbers = [int(item) if isinstance(item, str) and item.strip().isdigit() else item for item in items]
+    return ",".join(str(_count(item, f"{path}[{i}]")) for i, item in enumerate(numbers))
+
+
 def _depths(stages: int, value: Any, path: str) -> str:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or len(items) != stages:
         raise ConfigError(path, f"must list {stages} stage depths, got {value!r}")
-    parsed = []
-    for i, item in enumerate(items):
-        item = int(item) if isinstance(item, str) and item.strip().isdigit() else item
-        parsed.append(str(_count(item, f"{path}[{i}]")))
-    return ",".join(parsed)
+    return _count_list(items, path)
 
 
 def _stage_list(value: Any, path: str) -> str:
@@ -243,8 +245,7 @@ def _stage_list(value: Any, path: str) -> str:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
         raise ConfigError(path, f"must be 'all' or a list of stage numbers like [3, 4], got {value!r}")
-    numbers = [int(item) if isinstance(item, str) and item.strip().isdigit() else item for item in items]
-    return ",".join(str(_count(item, f"{path}[{i}]")) for i, item in enumerate(numbers))
+    return _count_list(items, path)
 
 
 def _preset_name(value: Any, path: str) -> str:
@@ -285,7 +286,7 @@ def _read_depths(spec: NetSpec, space: Space) -> str:
 
 
 def _read_attention_stages(spec: NetSpec, space: Space) -> str:
-    return "all" if spec.attention_stages is None else ",".join(map(str, spec.attention_stages))
+    return spec.attention_stages_text
 
 
 def _read_preset(spec: NetSpec, space: Space) -> str | None:
