@@ -200,6 +200,20 @@ def _cifar(recipe: Recipe) -> tuple[Dataset, Dataset]:
     return train, val
 
 
+def check_data_root(recipe: Recipe) -> None:
+    """Refuse, before a sweep launches, a recipe whose data is not where it says (on this machine):
+    an image folder without train/ and val/, a dataset that is neither there nor to be downloaded."""
+    if recipe.dataset == "synthetic":
+        return
+    root = Path(recipe.data_root)
+    if recipe.dataset == "imagefolder":
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise ConfigError("data_root", f"{root / split} is not a folder (expected {root}/train and {root}/val)")
+    elif not recipe.download and not root.is_dir():
+        raise ConfigError("data_root", f"no {recipe.dataset} at {root} (set download: true to fetch it)")
+
+
 def _image_folder(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset]:
     """ImageNet layout (root/train/<class>/*, root/val/<class>/*). Random-size crop and flip for
     training (less aggressive scale for lightweight models, Sec. 4.1), resize + centre crop at
@@ -207,10 +221,8 @@ def _image_folder(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset]:
     from torchvision import datasets as tv_datasets
     from torchvision import transforms
 
+    check_data_root(recipe)
     root = Path(recipe.data_root)
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise ConfigError("data_root", f"{root / split} is not a folder (expected {root}/train and {root}/val)")
     normalise = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     crop_scale = (0.25, 1.0) if lightweight else (0.08, 1.0)
     augment = transforms.Compose(

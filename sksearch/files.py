@@ -1,13 +1,17 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename.
+"""Atomic file writes: write to a temporary name in the same folder, fsync, then rename.
 
-A crash (or a bad input found half-way) never leaves a half-written table behind.
+A crash, a full disk or a bad input found half-way never leaves a half-written or empty file where
+a reader takes it for data. A write the storage refuses (full, read-only, no permission) is a
+StorageError: one line that names the path and what it needs.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,22 +19,76 @@ from typing import Any
 from sksearch.validation import ConfigError
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call `write(temporary_path)`, then move the result onto `path` in one rename."""
+def atomic_write(path: str | Path, write: Callable[[Path], Any], size: int | None = None) -> Path:
+    """Call `write(temporary_path)`, fsync it, then move it onto `path` in one rename. `size`, the
+    bytes to be written where known, is what a full disk is said to need."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(str(path), "is a folder; give the name of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     # created as open() creates any file (0666 less the umask), not mkstemp's 0600; never another's
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as error:
+        raise StorageError.of(error, path, size) from None
     try:
         write(temporary)
+        _fsync(temporary)
         os.replace(temporary, path)
-    except BaseException:
+        _fsync(path.parent)
+    except BaseException as error:
+        written = _size(temporary)
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise StorageError.of(error, path, size or written) from None
         raise
     return path
+
+
+class StorageError(ConfigError):
+    """The storage refused a write: full, read-only, or not this user's. The message names the
+    path and, for a full disk, the space the write needed."""
+
+    @classmethod
+    def of(cls, error: OSError, path: str | Path, needed: int | None = None) -> OSError | StorageError:
+        """The StorageError an OSError of a write stands for, or the OSError itself (another fault)."""
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            need = f"; this write needs {needed / 2**20:.2f} MiB" if needed else ""
+            return cls(str(path), f"cannot be written: the disk is full{need}; free space, then `sksearch resume`")
+        if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return cls(str(path), f"cannot be written ({error.strerror}); the folder is read-only for this user")
+        return error
+
+
+MIN_FREE_BYTES = 64 * 2**20  # room kept for Ray's state and the tables, besides the checkpoints
+
+
+def check_free_space(folder: str | Path, checkpoint_bytes: int = 0) -> None:
+    """Refuse to go on when `folder`'s filesystem has less room than the next writes need: a few
+    checkpoints of this size and MIN_FREE_BYTES (SKSEARCH_MIN_FREE_MB sets the latter)."""
+    reserve = int(float(os.environ.get("SKSEARCH_MIN_FREE_MB", MIN_FREE_BYTES / 2**20)) * 2**20)
+    needed = reserve + 4 * checkpoint_bytes
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise StorageError(str(folder), f"the disk has {free / 2**20:.1f} MiB free and the sweep needs "
+                           f"{needed / 2**20:.1f} MiB to go on; free space, then `sksearch resume`")  # fmt: skip
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') bytes to the disk before a rename publishes them."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size or None
+    except OSError:
+        return None
 
 
 def check_writable_folder(folder: str | Path, label: str) -> None:
@@ -51,7 +109,8 @@ def check_writable_folder(folder: str | Path, label: str) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda temporary: temporary.write_text(text))
+    data = text.encode()
+    return atomic_write(path, lambda temporary: temporary.write_bytes(data), size=len(data))
 
 
 # -- locations: a local path or a URI (s3://, gs://, file://, ...) as Ray's storage accepts ----------
@@ -74,7 +133,7 @@ def _filesystem(location: str):
 def write_bytes(location: str, data: bytes) -> None:
     """Atomically: a local file by rename, an object store by a single put."""
     if not is_uri(location):
-        atomic_write(location, lambda temporary: temporary.write_bytes(data))
+        atomic_write(location, lambda temporary: temporary.write_bytes(data), size=len(data))
         return
     filesystem, path = _filesystem(location)
     filesystem.create_dir(posixpath.dirname(path), recursive=True)

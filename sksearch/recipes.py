@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sksearch.spec import NetSpec
+from sksearch.spec import MAX_CLASSES, MAX_INPUT_SIZE, NetSpec
 from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
 
 DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": None}
@@ -21,6 +21,11 @@ DEVICES = ("auto", "cpu", "cuda")
 # Fields that say how a run goes (its name, threads, workers, device, downloading), not what it
 # trains: a checkpoint may resume under other values, and the trial store's key leaves them out.
 RUN_ONLY_FIELDS = ("name", "threads", "workers", "device", "download")
+# Upper bounds of the integer fields: beyond them a value is a typo, not a plan
+_MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "reference_batch_size": 65_536, "image_size": MAX_INPUT_SIZE,
+           "eval_size": MAX_INPUT_SIZE, "num_classes": MAX_CLASSES, "train_samples": 100_000_000,
+           "val_samples": 100_000_000, "threads": 4_096}  # fmt: skip
+MAX_SYNTHETIC_BYTES = 16 * 2**30
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,11 @@ class Recipe:
     def __post_init__(self) -> None:
         one_of(self.dataset, DATASETS, "dataset")
         for name in ("epochs", "batch_size", "reference_batch_size", "image_size"):
-            integer(getattr(self, name), name, minimum=1)
+            integer(getattr(self, name), name, minimum=1, maximum=_MAXIMA.get(name))
         for name in ("num_classes", "train_samples", "val_samples", "eval_size", "threads"):
             if getattr(self, name) is not None:
-                integer(getattr(self, name), name, minimum=2 if name == "num_classes" else 1)
+                integer(getattr(self, name), name, minimum=2 if name == "num_classes" else 1, maximum=_MAXIMA.get(name))
+        self._check_synthetic_memory()
         for name in ("seed", "data_seed", "workers"):
             integer(getattr(self, name), name, minimum=0)
         for name in ("download", "zero_init_last_bn", "compile", "small_input_stem"):
@@ -89,6 +95,17 @@ class Recipe:
             raise ConfigError(
                 "num_classes", f"{self.dataset} has {DATASETS[self.dataset]} classes, got {self.num_classes}"
             )
+
+    def _check_synthetic_memory(self) -> None:
+        """The synthetic images are drawn into memory: refuse a size that cannot fit before drawing."""
+        if self.dataset != "synthetic":
+            return
+        samples = (self.train_samples or 0) + (self.val_samples or 0)
+        needed = samples * 3 * self.image_size**2 * 2  # float16 pixels (sksearch.data.SyntheticShapes)
+        if needed > MAX_SYNTHETIC_BYTES:
+            limit = MAX_SYNTHETIC_BYTES // 2**30
+            raise ConfigError("train_samples", f"{samples:,} synthetic images of {self.image_size} px need "
+                              f"{needed / 2**30:,.0f} GiB of memory; at most {limit} GiB")  # fmt: skip
 
     # -- rules of the paper, resolved against the model ------------------------------------------
 

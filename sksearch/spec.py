@@ -28,6 +28,12 @@ GATES = ("softmax", "sigmoid")
 WIDTH_RULES = ("paper", "divisible", "fixed")
 BLOCKS = ("bottleneck", "basic")
 ATTENTION_MODULES = ("none", "cbam", "bam")
+# Bounds that no real network reaches and that stop an absurd value before it fills the memory
+MAX_CHANNELS = 65_536
+MAX_DEPTH = 1_000
+MAX_KERNEL = 63
+MAX_INPUT_SIZE = 4_096
+MAX_CLASSES = 1_000_000
 
 # Template-dependent defaults, resolved on construction so that equal networks compare equal.
 _TEMPLATE_DEFAULTS: dict[str, dict[str, int]] = {
@@ -50,10 +56,10 @@ class Branch:
     relu: bool = True
 
     def __post_init__(self) -> None:
-        integer(self.kernel, "kernel", minimum=1)
+        integer(self.kernel, "kernel", minimum=1, maximum=MAX_KERNEL)
         if self.kernel % 2 == 0:
             raise ConfigError("kernel", f"must be odd, got {self.kernel}")
-        integer(self.dilation, "dilation", minimum=1)
+        integer(self.dilation, "dilation", minimum=1, maximum=MAX_INPUT_SIZE)
         if self.groups != DEPTHWISE:
             if isinstance(self.groups, str):
                 raise ConfigError("groups", f"must be an integer or '{DEPTHWISE}', got {self.groups!r}")
@@ -177,9 +183,9 @@ class Stage:
     out_width: int
 
     def __post_init__(self) -> None:
-        integer(self.depth, "depth", minimum=1)
-        integer(self.width, "width", minimum=1)
-        integer(self.out_width, "out_width", minimum=1)
+        integer(self.depth, "depth", minimum=1, maximum=MAX_DEPTH)
+        integer(self.width, "width", minimum=1, maximum=MAX_CHANNELS)
+        integer(self.out_width, "out_width", minimum=1, maximum=MAX_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -233,10 +239,10 @@ class NetSpec:
             raise ConfigError("unit", f"must be a Unit, got {self.unit!r}")
         boolean(self.se, "se")
         integer(self.se_reduction, "se_reduction", minimum=1)
-        integer(self.num_classes, "num_classes", minimum=1)
-        integer(self.stem_width, "stem_width", minimum=1)
-        integer(self.head_width, "head_width", minimum=0)
-        integer(self.input_size, "input_size", minimum=1)
+        integer(self.num_classes, "num_classes", minimum=1, maximum=MAX_CLASSES)
+        integer(self.stem_width, "stem_width", minimum=1, maximum=MAX_CHANNELS)
+        integer(self.head_width, "head_width", minimum=0, maximum=MAX_CHANNELS)
+        integer(self.input_size, "input_size", minimum=1, maximum=MAX_INPUT_SIZE)
         one_of(self.block, BLOCKS, "block")
         one_of(self.attention_module, ATTENTION_MODULES, "attention_module")
         for name in ("deep_stem", "avg_down", "avd", "avd_first"):

@@ -7,6 +7,7 @@ a bad file or flag is reported as one line naming the field (`unit.reduction: mu
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,14 @@ def check_keys(
     return dict(data)
 
 
-def integer(value: Any, path: str, minimum: int | None = None) -> int:
+def integer(value: Any, path: str, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(path, f"must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(path, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        shown = f", got {value:,}" if value < 10**30 else ""  # a 30-digit number helps nobody
+        raise ConfigError(path, f"must be <= {maximum:,}{shown}")
     return value
 
 
@@ -75,6 +79,12 @@ def number(value: Any, path: str, low: float | None = None, high: float | None =
     """A real number within [low, high] (either end open or absent)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(path, f"must be a number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        finite = False
+    if not finite:
+        raise ConfigError(path, "must be a finite number" + (f", got {value!r}" if isinstance(value, float) else ""))
     too_low = low is not None and (value <= low if open_low else value < low)
     too_high = high is not None and (value >= high if open_high else value > high)
     if too_low or too_high:

@@ -16,7 +16,23 @@ T = TypeVar("T")
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML as researchers write numbers: `5e-4` and `1e6` are floats (YAML 1.2), not strings."""
+    """YAML as researchers write numbers: `5e-4` and `1e6` are floats (YAML 1.2), not strings; a key
+    written twice in one mapping is refused (a safe loader otherwise keeps the later one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base loader says so
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -34,6 +50,8 @@ def parse_yaml(text: str) -> Any:
     ConfigError with its line."""
     try:
         return yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise ConfigError("", "not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or "syntax error"

@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -152,12 +153,16 @@ def _write_space(folder, data):
 
 
 def test_results_verb_merges_filters_and_formats(sweep_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy)
+    assert main(["results", str(sweep_dir), f"{sweep_dir}/"]) == 2  # one sweep twice would double its rows
+    assert "is given twice" in capsys.readouterr().err
     assert (
         main(
             [
                 "results",
                 str(sweep_dir),
-                str(sweep_dir),
+                str(copy),
                 "--where",
                 "attention == True",
                 "--format",
@@ -169,7 +174,7 @@ def test_results_verb_merges_filters_and_formats(sweep_dir, tmp_path, capsys):
         == 0
     )
     table = pd.read_csv(tmp_path / "t.csv")
-    assert len(table) == 4 and set(table["attention"]) == {True}  # 2 seeds, read twice
+    assert len(table) == 4 and set(table["attention"]) == {True}  # 2 seeds, in two sweeps
     capsys.readouterr()
     assert main(["results", str(sweep_dir), "--sort", "top1_err:desc", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -360,14 +365,14 @@ def test_plots(sweep_dir, tmp_path):
         (["pareto", "{tmp}", "--objectives", "top1_err:min,gmacs:min"], "is not a sksearch sweep folder"),
         (["pareto", "{sweep}", "--objectives", "top1_err:min,flops:min"], "--objectives[1]: no column 'flops'"),
         (["pareto", "{sweep}", "--reference", "1,2,3"], "--reference: needs 2 values"),
-        (["results", "{sweep}", "--where", "top1_err >>> 3"], "--where: cannot evaluate"),
+        (["results", "{sweep}", "--where", "top1_err >>> 3"], "--where: 'top1_err >>> 3' is not a condition"),
         (["results", "{sweep}", "--format", "parquet"], "--out: is required with --format parquet"),
         (["table", "{sweep}", "--paper", "table9"], "--paper: must be one of table3"),
         (["results", "{tmp}/missing"], "missing: does not exist"),
         (["results", "{sweep}", "--out", "{tmp}"], ": is a folder; give the name of a file to write"),
         (["plot", "{sweep}", "--kind", "pareto", "--out", "{tmp}/p.docx"], "p.docx: cannot draw a .docx file"),
         (["pareto", "{sweep}", "--plot", "{tmp}"], ": is a folder; give the name of a file to write"),
-        (["results", "{sweep}", "--where", "top1_err"], "--where: 'top1_err' is not a condition"),
+        (["results", "{sweep}", "--where", "top1_err"], "--where: column 'top1_err' is not true/false"),
         (["plot", "{sweep}", "--kind", "edf", "--metric", "eror", "--out", "{tmp}/e.png"], "--metric: 'eror' is not"),
         (["plot", "{sweep}", "--kind", "curves", "--metric", "eror", "--out", "{tmp}/c.png"], "--metric: 'eror' is"),
         (["pareto", "{sweep}", "--reference", "0,0"], "--reference: no front point is better than it"),

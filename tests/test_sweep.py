@@ -237,7 +237,7 @@ def test_the_live_table_stays_short_and_names_networks_and_stopped_trials():
 
     from sksearch.search.callbacks import LiveTable
 
-    plan = plan_sweep(SPACES / "table7.yaml", settings={"epochs": 3}, storage="unused")
+    plan = plan_sweep(SPACES / "table7.yaml", recipe="smoke", settings={"epochs": 3}, storage="unused")
     trials = []
     for index in range(300):
         candidate = plan.candidates[index % len(plan.candidates)]

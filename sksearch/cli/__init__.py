@@ -1,7 +1,8 @@
 """The `sksearch` command. Each verb module declares its verbs (flags beside handlers) and calls
 into the library; nothing is computed or written here that a Python user could not get too.
 
-Bad input of any kind ends in one line on stderr naming the field and the reason, exit code 2.
+Bad input of any kind ends in one line on stderr naming the field and the reason, exit code 2;
+storage that refuses a write (full, read-only) in one line naming the path, exit code 5.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Sequence
 from sksearch import __version__
 from sksearch.cli import analysis, models, results, spaces, store, sweeps, training
 from sksearch.cli.common import VERBS
+from sksearch.files import StorageError
 from sksearch.validation import ConfigError
+
+STORAGE_FAULT = 5  # the exit status when the storage refused a write (full, read-only)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except StorageError as error:  # full or read-only storage: nothing half-written, resume continues
+        sys.stderr.write(f"sksearch {args.verb}: error: {error}\n")
+        return STORAGE_FAULT
     except ConfigError as error:
         sys.stderr.write(f"sksearch {args.verb}: error: {error}\n")
         return 2

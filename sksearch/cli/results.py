@@ -23,7 +23,11 @@ def _results_flags(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="output format (parquet needs --out)",
     )
-    parser.add_argument("--where", help="a pandas query, e.g. \"status == 'completed' and gmacs < 4.5\"")
+    parser.add_argument(
+        "--where",
+        help="a condition: columns compared with literals (== != < <= > >=, in [...]), joined by and/or/not; "
+        "e.g. \"status == 'completed' and gmacs < 4.5\"",
+    )
     parser.add_argument("--sort", help="column to sort by, COLUMN[:asc|desc]")
     parser.add_argument("--columns", help="comma-separated columns to keep")
     parser.add_argument("--out", help="write to this file instead of printing")
@@ -216,6 +220,9 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise ConfigError("--out", "is required when the sweep is at a URI")
     frame = load_results(args.run_dirs)
     table = paper_table(frame, args.paper)
+    if not ((table["row"] != "extra") & (table["status"] == "run")).any():
+        raise ConfigError("--paper", f"no network of these runs is a row of {args.paper} (their archids differ "
+                          "from every row's preset); compare them with `sksearch compare` instead")  # fmt: skip
     text = render_paper_table(table, args.paper, list(frame.get("recipe", [])))
     print(text)
     paths = write_paper_table(table, text, args.paper, Path(args.out or args.run_dirs[0]))

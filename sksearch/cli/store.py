@@ -1,4 +1,4 @@
-"""Verbs about the trial store: store ls, store show, store gc."""
+"""Verbs about the trial store: store ls, store show, store verify, store gc."""
 
 from __future__ import annotations
 
@@ -44,7 +44,16 @@ def cmd_store_ls(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False))
         print(f"{len(frame)} records of {frame['key'].nunique()} keys in {store.location}")
+    _say_unreadable(store)
     return 0
+
+
+def _say_unreadable(store) -> None:
+    import sys
+
+    if store.unreadable:
+        print(f"{len(store.unreadable)} records could not be read and were left out; "
+              f"`sksearch store verify --store {store.location}` lists them", file=sys.stderr)  # fmt: skip
 
 
 def _summary(record) -> dict:
@@ -80,6 +89,16 @@ def cmd_store_show(args: argparse.Namespace) -> int:
         raise ConfigError("key", f"no stored trial has key {args.key!r} (`sksearch store ls` lists them)")
     print(json.dumps([json.loads(record.to_json()) for record in records], indent=2))
     return 0
+
+
+@verb("store verify", "read every stored record; list those that cannot be read (exit 1 if any)", _store_flag)
+def cmd_store_verify(args: argparse.Namespace) -> int:
+    store = _open(args)
+    readable = sum(1 for _ in store)
+    for location, reason in sorted(store.unreadable.items()):
+        print(f"unreadable: {location}: {reason}")
+    print(f"{readable} records readable, {len(store.unreadable)} unreadable in {store.location}")
+    return 1 if store.unreadable else 0
 
 
 @verb("store gc", "remove stored trials whose checkpoints are gone", _store_flag)

@@ -119,7 +119,10 @@ def _repair_flags(parser: argparse.ArgumentParser) -> None:
 @verb("repair", "rebuild a sweep's damaged or deleted tables from Ray's records", _repair_flags)
 def cmd_repair(args: argparse.Namespace) -> int:
     from sksearch.search import repair_sweep
+    from sksearch.search.plan import restore_plan
 
+    if restore_plan(args.run_dir):
+        print(f"{args.run_dir}/sweep.json was damaged or missing: rebuilt from its copy")
     table = repair_sweep(args.run_dir)
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "no finished trial"

@@ -20,6 +20,7 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
 @verb("train", "train one preset or spec file under a recipe", _train_flags)
 def cmd_train(args: argparse.Namespace) -> int:
     from sksearch.recipes import recipe_from
+    from sksearch.table import PLAN
     from sksearch.train import train, write_summary
 
     label, spec = spec_argument(args.model)
@@ -28,6 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as error:
         raise error.within("recipe") from None
     out = Path(args.out or f"results/train/{label}")
+    if (out / PLAN).exists():  # its history.parquet is the sweep's
+        raise ConfigError("--out", f"{out} is a sweep's folder; train into a folder of its own")
     print(f"training {label} (archid {spec.archid}) under recipe {recipe.name} -> {out}")
     result = train(spec, recipe, out, report=_print_epoch, resume=not args.restart, progress=True)
     write_summary(result, spec, recipe, out)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from sksearch.files import exists, is_uri, join, read_bytes
+from sksearch.results.conditions import filter_rows
 from sksearch.schema import parse_objectives, with_spec_columns
 from sksearch.table import PLAN, TRIALS, read_complete_trials, read_history
 from sksearch.validation import ConfigError
@@ -16,9 +18,13 @@ from sksearch.validation import ConfigError
 
 def load_results(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """The trials of one or more sweeps as one table (a `sweep` column tells them apart)."""
-    frames = []
+    frames, seen = [], {}
     for run_dir in run_dirs:
         location = str(run_dir)
+        same = location if is_uri(location) else os.path.realpath(location)
+        if same in seen:
+            raise ConfigError("RUN_DIR", f"{location} is given twice (as {seen[same]}); each sweep counts once")
+        seen[same] = location
         if not is_uri(location) and not Path(location).exists():
             raise ConfigError(location, "does not exist")
         if not exists(join(location, PLAN)):
@@ -33,15 +39,10 @@ def load_results(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def query(frame: pd.DataFrame, where: str | None = None, sort: str | None = None) -> pd.DataFrame:
-    """Rows matching a pandas query expression, sorted by a column (`column:desc` for descending)."""
+    """Rows matching a condition (sksearch.results.conditions), sorted by a column (`column:desc`
+    for descending)."""
     if where:
-        try:
-            keep = frame.eval(where)
-        except Exception as error:  # pandas raises many kinds for a bad expression
-            raise ConfigError("--where", f"cannot evaluate {where!r} ({type(error).__name__}: {error})") from None
-        if not isinstance(keep, pd.Series) or not pd.api.types.is_bool_dtype(keep):
-            raise ConfigError("--where", f'{where!r} is not a condition; write one such as "top1_err < 30"')
-        frame = frame[keep]
+        frame = filter_rows(frame, where)
     if sort:
         column, _, order = sort.partition(":")
         if column not in frame:

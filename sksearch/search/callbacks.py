@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 from ray.tune import Callback, ExperimentAnalysis, TuneError
 
-from sksearch.files import is_uri, join, read_bytes
+from sksearch.files import check_free_space, is_uri, join, read_bytes
 from sksearch.schema import best_trials, network_names
 from sksearch.search.plan import SweepPlan
-from sksearch.search.store import Record, Store, trial_key
+from sksearch.search.store import Record, Store, trial_claim, trial_key
 from sksearch.table import HISTORY_COLUMNS, read_history, read_trials, trial_row, write_history, write_trials
 from sksearch.validation import ConfigError
 
@@ -80,8 +80,17 @@ class TableCallback(Callback):
     def _store(self, trial, history: list[dict[str, Any]]) -> None:
         """The trial's immutable record in the trial store (sksearch.search.store)."""
         point, seed = self.plan.point_and_seed(trial.config)
-        key = trial_key(self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed))
-        Store(self.plan.store_location).put(Record(key, self.rows[trial.trial_id], tuple(history)))
+        spec, recipe = self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed)
+        Store(self.plan.store_location).put(Record(trial_key(spec, recipe), self.rows[trial.trial_id], tuple(history)))
+        trial_claim(
+            self.plan.store_location, self.plan.name, spec, recipe, trial.trial_id
+        ).release()  # a sweep waiting on it reads the record
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        """Stop the sweep, in one line, before its storage is full: past that point Ray writes its
+        state and checkpoints half-way and the sweep could not be resumed."""
+        if not is_uri(self.run_dir):
+            check_free_space(self.run_dir, _checkpoint_bytes(trial))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.ended.add(trial.trial_id)
@@ -189,12 +198,21 @@ def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:
     return "stopped", f"early stopping after epoch {last.get('epoch', 0)}"
 
 
+def _checkpoint_bytes(trial) -> int:
+    """The size of the trial's last checkpoint folder (0 before its first)."""
+    if trial.checkpoint is None or not os.path.isdir(trial.checkpoint.path):
+        return 0
+    return sum(entry.stat().st_size for entry in os.scandir(trial.checkpoint.path) if entry.is_file())
+
+
 def _trial_history(trial) -> list[dict[str, Any]]:
     """Per-epoch metrics from the trial's own result log (persisted by Ray, so a resumed run has
-    them all)."""
+    them all): one row per epoch, the last report of it (a trial that lost its checkpoint and was
+    trained again from epoch 0 reported its first epochs twice; the earlier attempt is stale)."""
+    by_epoch = {record.get("epoch"): record for record in reported_results(trial)}
     return [
         {"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}}
-        for record in reported_results(trial)
+        for _, record in sorted(by_epoch.items(), key=lambda item: item[0] or 0)
     ]
 
 

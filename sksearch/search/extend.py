@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from sksearch.files import is_uri
+from sksearch.files import atomic_write_text, is_uri
 from sksearch.search.plan import SweepPlan, check_search, load_plan_here, space_mapping
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Record, Store, trial_key
-from sksearch.table import read_complete_trials, read_history, write_history, write_trials
+from sksearch.table import PLAN, read_complete_trials, read_history, write_history, write_trials
 from sksearch.validation import ConfigError
 from sksearch.yamlfiles import read_yaml_file
 
@@ -53,6 +53,25 @@ def plan_extension(
     return plan, extension
 
 
+MERGED = ".merged"  # in an extension's folder once its rows are in the original's table
+
+
+def unfinished_extensions(plan: SweepPlan) -> list[SweepPlan]:
+    """Extensions of this sweep that were started and never merged (their driver was killed): the
+    next `extend` continues them instead of training their networks again under a new name."""
+    table = read_complete_trials(plan.run_dir)
+    merged_sweeps = set(table["sweep"]) if len(table) else set()  # extensions merged before the marker existed
+    found = []
+    for folder in sorted(Path(plan.storage).glob(f"{plan.name}.extend*")):
+        if (folder / PLAN).is_file() and not (folder / MERGED).exists() and folder.name not in merged_sweeps:
+            found.append(load_plan_here(str(folder)))
+    return found
+
+
+def mark_merged(extension: SweepPlan) -> None:
+    atomic_write_text(Path(extension.run_dir) / MERGED, "")
+
+
 def record_own_trials(plan: SweepPlan) -> int:
     """Put the sweep's finished trials into the store (a sweep run before the store existed has
     none there), so that the extension answers them instead of training them again."""
@@ -81,6 +100,8 @@ def merge_extension(plan: SweepPlan, extension: SweepPlan, added: pd.DataFrame) 
     own = {f"{row['sweep']}/{row['trial_id']}" for row in table.to_dict("records")} if len(table) else set()
     sources = added["reused_from"] if "reused_from" in added else pd.Series("", index=added.index)
     new = added[~sources.isin(own)]
+    if len(table):  # rows already merged (an extension continued after its merge) count once
+        new = new[~new["trial_id"].isin(set(table["trial_id"]))]
     union = pd.concat([table, new], ignore_index=True, sort=False) if len(table) else new
     write_trials(plan.run_dir, union.to_dict("records"))
     history = read_history(extension.run_dir)

@@ -342,6 +342,7 @@ def knob_type_of(name: str, space: Space) -> KnobType:
 # -- parsing a space file's knobs ---------------------------------------------------------------
 
 _FORMS = ("choice", "grid", "int", "float")
+MAX_INT_VALUES = 10_000  # an int range wider than this is a typo: no knob has that many useful values
 
 
 def parse_knobs(value: Any, space: Space) -> tuple[Knob, ...]:
@@ -405,6 +406,8 @@ def _parse_knob(name: str, entry: Any, space: Space) -> Knob:
     low, high = (parse(v, f"{path}.{form}[{i}]") for i, v in enumerate(values))
     if low > high:
         raise ConfigError(f"{path}.{form}", f"low must not exceed high, got [{low}, {high}]")
+    if form == "int" and high - low >= MAX_INT_VALUES:  # a grid would list every value
+        raise ConfigError(f"{path}.{form}", f"spans {high - low + 1:,} values; at most {MAX_INT_VALUES:,}")
     return Knob(name, form, low=low, high=high, log=log, type=knob_type)
 
 

@@ -16,7 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sksearch.files import check_writable_folder, exists, is_uri, join, read_bytes
+from sksearch.data import check_data_root
+from sksearch.files import check_writable_folder, exists, is_uri, join, read_bytes, write_bytes
 from sksearch.presets import preset
 from sksearch.recipes import Recipe
 from sksearch.schema import TIMING_METRICS
@@ -24,10 +25,12 @@ from sksearch.search.space import Draw, Space
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import store_location
 from sksearch.table import PLAN
-from sksearch.validation import ConfigError
+from sksearch.validation import ConfigError, number
 from sksearch.yamlfiles import read_yaml_file
 
 DEFAULT_STORAGE = "results"
+MAX_CPUS_PER_TRIAL = 4_096  # beyond any node
+MAX_GPUS_PER_TRIAL = 64
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,9 @@ class Resources:
     max_concurrent: int = 0  # 0: as many as resources allow
 
     def __post_init__(self) -> None:
-        if not self.cpus_per_trial > 0:
-            raise ConfigError("--cpus-per-trial", f"must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
-            raise ConfigError("--gpus-per-trial", f"must be >= 0, got {self.gpus_per_trial}")
+        number(self.cpus_per_trial, "--cpus-per-trial", 0, MAX_CPUS_PER_TRIAL, open_low=True)
+        if self.gpus_per_trial is not None:
+            number(self.gpus_per_trial, "--gpus-per-trial", 0, MAX_GPUS_PER_TRIAL)
         if self.workers_per_trial < 1:
             raise ConfigError("--workers-per-trial", f"must be >= 1, got {self.workers_per_trial}")
         if self.max_concurrent < 0:
@@ -207,7 +209,12 @@ def plan_sweep(
         check_writable_folder(plan.store, "--store")
     if max_failures < 0:
         raise ConfigError("--max-failures", f"must be >= 0, got {max_failures}")
+    if num_samples is not None and plan.space.search.algorithm == "grid":
+        raise ConfigError("--num-samples", "a grid runs every network of the space once per seed; --num-samples "
+                          "is for random, tpe and nsga2")  # fmt: skip
     check_search(plan)
+    if not address:  # a cluster's workers may hold data this machine has not
+        check_data_root(plan.space.recipe)
     if exists(join(plan.run_dir, PLAN)):
         raise ConfigError(
             "--name",
@@ -277,11 +284,51 @@ def load_plan_here(run_dir: str) -> SweepPlan:
     )
 
 
+PLAN_COPY = ".sweep.json.copy"  # a second copy of the plan, from which `repair` rebuilds a damaged one
+
+
+def write_plan(plan: SweepPlan) -> None:
+    """sweep.json, and its copy (each written whole: a crash leaves at least one intact)."""
+    for name in (PLAN_COPY, PLAN):
+        write_bytes(join(plan.run_dir, name), plan.to_json().encode())
+
+
 def load_plan(run_dir: str) -> SweepPlan:
     location = join(str(run_dir), PLAN)
     if not exists(location):
+        if exists(join(str(run_dir), PLAN_COPY)):
+            raise ConfigError(str(run_dir), f"has lost its {PLAN}; `sksearch repair {run_dir}` restores it")
         raise ConfigError(str(run_dir), f"is not a sksearch sweep folder (no {PLAN})")
     try:
+        return _parse_plan(location)
+    except ConfigError as error:
+        if exists(join(str(run_dir), PLAN_COPY)):
+            raise ConfigError(location, f"{error.reason}; `sksearch repair {run_dir}` restores it") from None
+        raise
+
+
+def restore_plan(run_dir: str) -> bool:
+    """Rebuild a missing or damaged sweep.json from its copy; True when it was rebuilt."""
+    try:
+        _parse_plan(join(run_dir, PLAN))
+        return False
+    except ConfigError:
+        if not exists(join(run_dir, PLAN_COPY)):
+            raise ConfigError(join(run_dir, PLAN), "is damaged and has no copy to rebuild it from") from None
+    _parse_plan(join(run_dir, PLAN_COPY))  # refuses a damaged copy too
+    write_bytes(join(run_dir, PLAN), read_bytes(join(run_dir, PLAN_COPY)))
+    return True
+
+
+def _parse_plan(location: str) -> SweepPlan:
+    try:
         return SweepPlan.from_json(read_bytes(location).decode())
+    except OSError as error:
+        raise ConfigError(location, f"cannot be read ({error.strerror or error})") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(location, f"unreadable sweep plan ({error})") from None
+        raise ConfigError(location, f"unreadable sweep plan ({_one_line(error)})") from None
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

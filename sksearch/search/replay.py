@@ -1,7 +1,7 @@
 """Replay: search algorithms run against finished sweeps' tables instead of training.
 
 Each algorithm decides as it would in a sweep, with the code a sweep uses: Optuna's samplers through
-ask/tell (built by searchers.optuna_sampler, the points drawn by the space's own `suggest`), and
+ask/tell (built by samplers.optuna_sampler, the points drawn by the space's own `suggest`), and
 Ray Tune's ASHA or sksearch's MO-ASHA deciding after every epoch (schedulers.py). Only the backend
 is simulated: a trial's epochs are read from the tables' per-epoch history and each costs its
 recorded epoch time on a simulated clock, `workers` trials at a time.
@@ -242,7 +242,7 @@ class _Sampled:
     def __init__(self, table: Table, algorithm: str, seed: int, expected_trials: int):
         import optuna
 
-        from sksearch.search.searchers import optuna_sampler
+        from sksearch.search.samplers import optuna_sampler
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         directions = ["minimize" if mode == "min" else "maximize" for _, mode in table.objectives]

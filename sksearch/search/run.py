@@ -6,24 +6,33 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 
 import pandas as pd
 import ray
 from ray import tune
+from ray.tune.error import TuneError
 
-from sksearch.files import check_writable_folder, is_uri, join, write_bytes
+from sksearch.files import StorageError, check_writable_folder, is_uri, join
 from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables, saved_statuses
-from sksearch.search.extend import merge_extension, plan_extension, record_own_trials
-from sksearch.search.plan import SweepPlan, load_plan_here
+from sksearch.search.extend import (
+    mark_merged,
+    merge_extension,
+    plan_extension,
+    record_own_trials,
+    unfinished_extensions,
+)
+from sksearch.search.plan import SweepPlan, load_plan_here, restore_plan, write_plan
 from sksearch.search.reuse import answer_from_store, grid_cases
 from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
 from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
 from sksearch.search.watch import ClusterWatch
-from sksearch.table import DRIVER_LOG, PLAN, damaged_tables, read_trials, write_history, write_trials
+from sksearch.table import DRIVER_LOG, damaged_tables, read_trials, write_history, write_trials
 from sksearch.validation import ConfigError
 
 # Ray's health checks of a local instance, sized for a busy laptop: Ray's defaults (every 3 s, dead
@@ -42,17 +51,38 @@ def connect(address: str | None = None, num_cpus: int | None = None, quiet: bool
     # the live table replaces Tune's banner, its TensorBoard hint and its progress output
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     level = logging.ERROR if quiet else logging.WARNING
+    if address and num_cpus:
+        raise ConfigError("--num-cpus", "sizes a local Ray instance; with --address the cluster's own CPUs are used")
+    if address and address != "auto":
+        _check_reachable(address)
     for name, value in _PATIENT_HEALTH_CHECKS.items():
         os.environ.setdefault(f"RAY_{name}", value)
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False, logging_level=level)
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level=level)
+            except ConnectionError as error:  # `auto` with no cluster on this machine
+                raise ConfigError("--address", str(error).split(". ")[0]) from None
         else:
             # "local": a new instance even when `ray start` left a cluster running on this machine
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                      log_to_driver=False, logging_level=level)  # fmt: skip
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(level)
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse in one line, within seconds, a cluster address nothing answers at: Ray itself retries
+    an unreachable head for minutes before it gives up."""
+    host_port = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("--address", f"must be auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError("--address", f"nothing answers at {host_port} ({reason}); is the Ray head running?") from None
 
 
 def _trainable(plan: SweepPlan, trial_fn: Callable):
@@ -173,7 +203,13 @@ def _fit(tuner: tune.Tuner, run_dir: str) -> None:
     returning, leaving trials without a row; that return is raised as SweepInterrupted rather than
     passed off as a finished sweep."""
     with _driving(run_dir):
-        tuner.fit()
+        try:
+            tuner.fit()
+        except TuneError as error:  # Tune wraps a callback's error in a traceback's text
+            fault = re.search(rf"{StorageError.__module__}.{StorageError.__name__}: (.+?): (.+)", str(error))
+            if fault is None:
+                raise
+            raise StorageError(fault.group(1), fault.group(2)) from None
     recorded = set(read_trials(run_dir).get("trial_id", []))
     if any(trial not in recorded for trial in saved_statuses(run_dir)):  # cut short: no row (TableCallback)
         raise SweepInterrupted(f"interrupted before the sweep finished; `sksearch resume {run_dir}` continues it")
@@ -193,8 +229,18 @@ def extend_sweep(
     are trained (sksearch.search.extend); returns the sweep's table, now the union."""
     plan, extension = plan_extension(run_dir, space_file=space_file, num_samples=num_samples, seeds=seeds)
     record_own_trials(plan)
+    for unfinished in unfinished_extensions(plan):  # a killed extend: finish it, never train it again
+        print(f"continuing the unfinished extension {unfinished.run_dir} first")
+        if tune.Tuner.can_restore(unfinished.run_dir):
+            added = resume_sweep(unfinished.run_dir, address=address, num_cpus=num_cpus, quiet=not progress)
+        else:  # killed before Ray started: nothing of it trained
+            added = run_sweep(unfinished, address=address, num_cpus=num_cpus, progress=progress)
+        merge_extension(plan, unfinished, added)
+        mark_merged(unfinished)
     added = run_sweep(extension, address=address, num_cpus=num_cpus, progress=progress)
-    return merge_extension(plan, extension, added)
+    union = merge_extension(plan, extension, added)
+    mark_merged(extension)
+    return union
 
 
 def _write_start(plan: SweepPlan, answered) -> pd.DataFrame:
@@ -202,13 +248,15 @@ def _write_start(plan: SweepPlan, answered) -> pd.DataFrame:
     if answered.rows:
         write_trials(plan.run_dir, answered.rows)
         write_history(plan.run_dir, answered.history)
-    write_bytes(join(plan.run_dir, PLAN), plan.to_json().encode())
+    write_plan(plan)
     return read_trials(plan.run_dir)
 
 
 def repair_sweep(run_dir: str) -> pd.DataFrame:
     """Rebuild a sweep's trials.parquet and history.parquet from Ray's records (its experiment
-    state and each trial's result log); no Ray process is started."""
+    state and each trial's result log), and a damaged sweep.json from its copy; no Ray process is
+    started."""
+    restore_plan(run_dir)
     plan = load_plan_here(run_dir)
     run_dir = plan.run_dir
     if not tune.Tuner.can_restore(run_dir):

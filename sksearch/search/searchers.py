@@ -16,6 +16,7 @@ from sksearch.presets import preset
 from sksearch.recipes import Recipe
 from sksearch.search.plan import SweepPlan
 from sksearch.search.reuse import Case
+from sksearch.search.samplers import optuna_sampler
 from sksearch.search.space import Rejected
 from sksearch.search.store import Store, trial_key
 from sksearch.spec import NetSpec
@@ -28,15 +29,6 @@ def search_setup(plan: SweepPlan, cases: list[Case]) -> tuple[dict[str, Any], An
     if search.algorithm in ("grid", "random"):
         return {"case": tune.grid_search([case.config() for case in cases])}, None, 1
     return {}, FeasibleSearcher(_optuna_searcher(plan), plan), search.num_samples
-
-
-def optuna_sampler(algorithm: str, seed: int, num_samples: int):
-    """The Optuna sampler of a `tpe` or `nsga2` sweep of num_samples trials (replay uses the same)."""
-    import optuna
-
-    if algorithm == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, num_samples // 3)))
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, min(50, num_samples // 2)))
 
 
 def _optuna_searcher(plan: SweepPlan):

@@ -117,6 +117,19 @@ def _parse_compute_matched(entry: Any, path: str) -> dict[str, float]:
     return {"match_gmacs": target_gmacs, "match_tolerance": tolerance}
 
 
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators both take it
+
+
+def _distinct_seeds(seeds: list) -> tuple[int, ...]:
+    """Training seeds: each a seed the generators accept, none twice (a repeated seed would count
+    one run as two replicates)."""
+    checked = tuple(integer(seed, f"search.seeds[{i}]", minimum=0, maximum=MAX_SEED) for i, seed in enumerate(seeds))
+    for index, seed in enumerate(checked):
+        if seed in checked[:index]:
+            raise ConfigError(f"search.seeds[{index}]", f"seed {seed} is listed twice; each seed is one replicate")
+    return checked
+
+
 def _parse_search(value: Any) -> SearchSettings:
     known = ("algorithm", "num_samples", "objectives", "seed_presets", "seeds", "early_stopping")
     value = check_keys(value, known, "search")
@@ -134,7 +147,7 @@ def _parse_search(value: Any) -> SearchSettings:
         # at most 3: the Pareto front, its hypervolume and plot take 2 or 3
         objectives=parse_objectives(value.get("objectives", ["top1_err:min"]), "search.objectives", sizes=range(1, 4)),
         seed_presets=tuple(seed_presets),
-        seeds=tuple(integer(seed, f"search.seeds[{index}]", minimum=0) for index, seed in enumerate(seeds)),
+        seeds=_distinct_seeds(seeds),
         early_stopping=one_of(value.get("early_stopping", "none"), EARLY_STOPPING, "search.early_stopping"),
     )
     if settings.early_stopping == "mo-asha" and len(settings.objectives) < 2:

@@ -13,15 +13,17 @@ wall time, status and reason, checkpoint) and its per-epoch history. Measured ti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import posixpath
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sksearch.files import exists, is_uri, join, read_bytes, write_bytes
+from sksearch.files import StorageError, exists, is_uri, join, read_bytes, write_bytes
 from sksearch.recipes import RUN_ONLY_FIELDS, Recipe
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
@@ -50,6 +52,7 @@ class Record:
     key: str
     row: Mapping[str, Any]  # the trial's row of its sweep's results table (sksearch.schema)
     history: tuple[Mapping[str, Any], ...]  # one entry per epoch run
+    location: str = field(default="", compare=False)  # where the store read it from
 
     @property
     def source(self) -> str:
@@ -65,6 +68,11 @@ class Record:
         return cls(key=data["key"], row=data["row"], history=tuple(data["history"]))
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
@@ -73,27 +81,38 @@ class Store:
     """The records under one folder or URI (`results/store` by default)."""
 
     def __init__(self, location: str):
+        if not is_uri(location) and os.path.exists(location) and not os.path.isdir(location):
+            raise ConfigError("--store", f"{location} is a file, not a store folder")
         self.location = location.rstrip("/")
+        self.unreadable: dict[str, str] = {}  # location -> why, of every record that could not be read
 
     def _key_dir(self, key: str) -> str:
         return join(self.location, key)
 
     def put(self, record: Record) -> str:
-        """Write one trial's record (again, identically, if the trial is recorded twice)."""
-        name = f"{record.row['sweep']}-{record.row['trial_id']}.json"
-        location = join(self._key_dir(record.key), name)
-        write_bytes(location, record.to_json().encode())
+        """Write one trial's record. A record is never rewritten: the same trial recorded again
+        identically is a no-op, and a different trial under the same sweep name and trial id (a
+        copied run folder resumed beside its original) gets a name of its own."""
+        data = record.to_json().encode()
+        location = join(self._key_dir(record.key), f"{record.row['sweep']}-{record.row['trial_id']}.json")
+        if exists(location):
+            with contextlib.suppress(OSError):
+                if read_bytes(location) == data:
+                    return location
+            digest = hashlib.sha256(data).hexdigest()[:10]
+            location = f"{location[: -len('.json')]}-{digest}.json"
+        write_bytes(location, data)
         return location
 
     def records(self, key: str) -> list[Record]:
-        """Every record of `key`, oldest name first; a record that cannot be read is skipped (a
-        record is written whole or not at all, so this is another program's file)."""
+        """Every record of `key`, oldest name first. A record that cannot be read (damaged, or another
+        program's file) is skipped and kept in `unreadable`, so that a caller can say how many."""
         found = []
         for location in self._list(self._key_dir(key)):
             try:
-                found.append(Record.from_json(read_bytes(location).decode()))
-            except (OSError, ValueError, KeyError):
-                continue
+                found.append(dataclasses.replace(Record.from_json(read_bytes(location).decode()), location=location))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                self.unreadable[location] = _first_line(error)
         return found
 
     def stored_keys(self) -> list[str]:
@@ -128,13 +147,17 @@ class Store:
         write_bytes(join(self.location, TIMINGS, f"{key}.json"), json.dumps(timing, sort_keys=True).encode())
 
     def remove(self, record: Record) -> None:
-        name = f"{record.row['sweep']}-{record.row['trial_id']}.json"
-        location = join(self._key_dir(record.key), name)
+        location = record.location or join(
+            self._key_dir(record.key), f"{record.row['sweep']}-{record.row['trial_id']}.json"
+        )
         if is_uri(location):
             filesystem, path = _filesystem(location)
             filesystem.delete_file(path)
         else:
-            os.unlink(location)
+            try:
+                os.unlink(location)
+            except OSError as error:
+                raise StorageError.of(error, location) from None
         if not self._list(self._key_dir(record.key)):  # the key's last record: its folder goes too
             with contextlib.suppress(OSError):  # unless another writer's file is arriving
                 if is_uri(location):
@@ -161,6 +184,74 @@ def _filesystem(location: str):
     import pyarrow.fs
 
     return pyarrow.fs.FileSystem.from_uri(location)
+
+
+CLAIM = ".claim"  # `<store>/<key>/.claim`: a trial is training this key (hidden: not a record)
+CLAIM_STALE_S = 900.0  # a claim its holder has not renewed for this long is abandoned (a killed trial)
+
+
+class Claim:
+    """A trial's claim on a key while it trains it, so that two sweeps sharing a store never train
+    one network twice: the second waits for the first's record and is answered from it.
+
+    The claim is a file created with O_CREAT | O_EXCL, which is atomic on a local filesystem and on
+    NFS v3 or later; that is all it needs from shared storage. Its holder renews it (its time) every
+    epoch; a claim older than CLAIM_STALE_S is taken over. A store at a URI (s3://, gs://) has no
+    exclusive create: there, trials do not claim, and sweeps sharing such a store may train a network
+    twice (each record stays whole). The holder's own retries (the same sweep and trial id) re-enter.
+    """
+
+    def __init__(self, store: Store, key: str, holder: str, stale_s: float = CLAIM_STALE_S):
+        self.path = None if is_uri(store.location) else os.path.join(store.location, key, CLAIM)
+        self.holder, self.stale_s = holder, stale_s
+
+    def try_take(self) -> bool:
+        """Take the claim, or renew our own; False while another live holder has it."""
+        if self.path is None:
+            return True
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                holder, age = self._current()
+                if holder == self.holder:
+                    self.renew()
+                    return True
+                if age is not None and age < self.stale_s:
+                    return False
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)  # abandoned: its holder stopped renewing it
+                continue
+            with os.fdopen(descriptor, "w") as claim:
+                claim.write(self.holder)
+            return True
+        return False
+
+    def renew(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        if self.path is not None and self._current()[0] == self.holder:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def _current(self) -> tuple[str | None, float | None]:
+        """(holder, seconds since renewed) of the claim there now; (None, None) when there is none."""
+        try:
+            with open(self.path) as claim:
+                holder = claim.read()
+            return holder, time.time() - os.stat(self.path).st_mtime
+        except FileNotFoundError:
+            return None, None
+
+
+def trial_claim(location: str, sweep: str, spec: NetSpec, recipe: Recipe, trial_id: str) -> Claim:
+    """The claim a sweep's trial holds on its key while it trains; the sweep's table callback
+    releases it once the trial's record is in the store."""
+    return Claim(Store(location), trial_key(spec, recipe), f"{sweep}/{trial_id}")
 
 
 def checkpoint_exists(record: Record) -> bool:

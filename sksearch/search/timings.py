@@ -67,6 +67,8 @@ def space_networks(path: str | Path, samples: int) -> list[tuple[str, NetSpec]]:
     """(name, spec) of every network of a space file, or of `samples` drawn when it has a float range."""
     space = load_space(path)
     draw = space.enumerate() if space.finite else space.sample(samples)
+    if not len(draw):
+        raise ConfigError(str(path), f"no feasible network in space {space.name}: {draw.summary()}")
     names = network_names(draw.to_frame())
     return list(zip(names, (candidate.spec for candidate in draw), strict=True))
 

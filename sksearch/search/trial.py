@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from ray import tune
 from sksearch.complexity import count
 from sksearch.files import join, read_bytes
 from sksearch.recipes import Recipe
+from sksearch.schema import FINAL_METRICS, RUN_REPORTS
 from sksearch.search.plan import SweepPlan
-from sksearch.search.store import Store, checkpoint_exists, trial_key
+from sksearch.search.store import Record, Store, checkpoint_exists, trial_claim, trial_key
 from sksearch.train import CHECKPOINT, TrialResult, train
 
 
@@ -47,6 +49,10 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
         if broken:  # not trained: the network is too slow on this device
             _Reporter(static, recipe.epochs, _tune_report).fail(0, broken)
             return
+    answered = _claim_or_answer(plan, candidate.spec, recipe)
+    if answered is not None:  # another sweep sharing the store trained it while this one waited
+        _report_stored(answered, static)
+        return
     if plan.resources.workers_per_trial > 1:
         _run_data_parallel(plan, candidate.spec, recipe, static)
         return
@@ -57,11 +63,58 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
             note = _continue_stored(workdir, plan, candidate.spec, recipe) or note
         if note:
             static["reason"] = note
-        reporter = _Reporter(static, recipe.epochs, _tune_report)
+        claim = trial_claim(plan.store_location, plan.name, candidate.spec, recipe, tune.get_context().get_trial_id())
+
+        def report_and_renew(payload: dict[str, Any], checkpoint: Path | None) -> None:
+            claim.renew()
+            _tune_report(payload, checkpoint)
+
+        reporter = _Reporter(static, recipe.epochs, report_and_renew)
         result = train(candidate.spec, recipe, workdir, report=reporter)
         reporter.finish(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+CLAIM_POLL_S = 2.0
+
+
+def _claim_or_answer(plan: SweepPlan, spec, recipe: Recipe) -> Record | None:
+    """Claim the key before training it; while another sweep's trial holds it, wait for that
+    trial's record and return it (None: this trial trains). Without `plan.reuse`, no waiting."""
+    if not plan.reuse:
+        return None
+    store, key = Store(plan.store_location), trial_key(spec, recipe)
+    claim = trial_claim(plan.store_location, plan.name, spec, recipe, tune.get_context().get_trial_id())
+    while True:
+        record = store.answer(key, recipe.epochs)
+        if record is not None:
+            return record
+        if claim.try_take():
+            return None
+        time.sleep(CLAIM_POLL_S)
+
+
+def _report_stored(record: Record, static: dict[str, Any]) -> None:
+    """Report a stored trial's epochs as this trial's, the last with its checkpoint, result and a
+    reason that names where it came from."""
+    row, history = record.row, list(record.history)
+    final = {name: row.get(name) for name in (*FINAL_METRICS, *RUN_REPORTS) if row.get(name) is not None}
+    reason = f"answered from the store: trial {record.source} (another sweep trained it while this one waited)"
+    for epoch in history[:-1]:
+        tune.report({**static, **epoch, "status": "running"})
+    last = {**(history[-1] if history else {}), **final, "epoch": row.get("epochs")}
+    payload = {**static, **last, "status": row.get("status"), "reason": reason}
+    checkpoint = row.get("checkpoint")
+    if isinstance(checkpoint, str) and checkpoint and record.row.get("status") != "failed":
+        folder = Path(tempfile.mkdtemp(prefix="sksearch-ckpt-"))
+        try:
+            (folder / CHECKPOINT).write_bytes(read_bytes(join(checkpoint, CHECKPOINT)))
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        tune.report(payload)
 
 
 def _restore_into(workdir: Path, restored) -> str:
