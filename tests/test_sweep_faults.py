@@ -375,3 +375,88 @@ def test_a_stalled_node_stops_the_driver_with_the_resume_command_and_resume_fini
     output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
     table = read_trials(str(run_dir))
     assert list(table["status"]) == ["completed"] and table["epochs"].iloc[0] == 12, output
+
+
+@contextlib.contextmanager
+def small_filesystem(path, size_mb):
+    """A tmpfs of `size_mb` at `path` (needs root, as CI has; skipped where mounting is not allowed)."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+TWO_TRIALS = "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n"
+SMALL = ["--num-cpus", "2", "--quiet", "--max-concurrent", "1", "--set", "epochs=3", "--set", "train_samples=256",
+         "--set", "val_samples=64"]  # fmt: skip
+
+
+def test_a_full_disk_stops_the_sweep_in_one_line_and_resume_ends_as_an_undisturbed_run(tmp_path):
+    space = tmp_path / "two.yaml"
+    space.write_text(TWO_TRIALS)
+    finish(sksearch_process("sweep", str(space), "--storage", str(tmp_path / "calm"), *SMALL))
+    with small_filesystem(tmp_path / "small", 160) as small:
+        driver = sksearch_process("sweep", str(space), "--storage", str(small), *SMALL)
+        run_dir = small / "two"
+        wait_for(lambda: list(run_dir.glob("run_trial_*/checkpoint_*")), what="a first checkpoint")
+        free = shutil.disk_usage(small).free
+        filler = small / "filler"
+        subprocess.run(["fallocate", "-l", str(free - 24 * 2**20), str(filler)], check=True)
+        output, _ = driver.communicate(timeout=600)
+        assert driver.returncode == 5, output
+        line = output.strip().splitlines()[-1]
+        assert "Traceback" not in output and f"{run_dir}: the disk has" in line and "MiB to go on" in line, output
+        for path in run_dir.rglob("*"):  # nothing a reader takes for data is empty or cut short
+            if path.name.startswith(("experiment_state", "sweep.json", ".sweep.json")) or path.name == "params.json":
+                json.loads(path.read_text())  # (basic-variant-state-*.json is a pickle)
+            if path.suffix == ".parquet":
+                pd.read_parquet(path)
+        filler.unlink()
+        finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
+        resumed = read_trials(str(run_dir)).sort_values("archid").reset_index(drop=True)
+    calm = read_trials(str(tmp_path / "calm" / "two")).sort_values("archid").reset_index(drop=True)
+    columns = ["archid", "status", "epochs", "top1_err", "top5_err", "train_loss", "best_top1_err"]
+    pd.testing.assert_frame_equal(resumed[columns], calm[columns])
+
+
+def test_two_sweeps_sharing_a_store_train_a_network_once(tmp_path):
+    space = one_trial_space(tmp_path)
+    store = tmp_path / "store"
+    common = ["--store", str(store), "--num-cpus", "1", "--quiet", "--set", "epochs=3", "--set", "train_samples=256",
+              "--set", "val_samples=64"]  # fmt: skip
+    first = sksearch_process("sweep", str(space), "--storage", str(tmp_path / "a"), *common)
+    second = sksearch_process("sweep", str(space), "--storage", str(tmp_path / "b"), *common)
+    finish(first), finish(second)
+    rows = pd.concat([read_trials(str(tmp_path / side / "one")) for side in ("a", "b")], ignore_index=True)
+    trained = rows[~rows["reason"].fillna("").str.contains("store")]
+    assert len(rows) == 2 and len(trained) == 1, rows[["sweep", "status", "reason"]]
+    answered = rows[rows["reason"].fillna("").str.contains("store")].iloc[0]
+    assert answered["top1_err"] == trained.iloc[0]["top1_err"]
+    assert not list(store.rglob(".claim"))  # released once the record was written
+
+
+def test_a_killed_extend_is_continued_by_the_next_one_not_trained_again(tmp_path):
+    space = one_trial_space(tmp_path)
+    settings = ["--set", "epochs=3", "--set", "train_samples=256", "--set", "val_samples=64"]
+    finish(sksearch_process("sweep", str(space), "--storage", str(tmp_path), "--num-cpus", "2", "--quiet", *settings))
+    run_dir = tmp_path / "one"
+    extend = sksearch_process("extend", str(run_dir), "--seeds", "0,1", "--num-cpus", "2", "--quiet",
+                              start_new_session=True)  # fmt: skip
+    extension = tmp_path / "one.extend1"
+    wait_for(lambda: any(line.get("epoch", 0) >= 1 for lines in results(extension).values() for line in lines),
+             what="the extension's first epoch")  # fmt: skip
+    os.killpg(extend.pid, signal.SIGKILL)
+    extend.wait()
+    output = finish(sksearch_process("extend", str(run_dir), "--seeds", "0,1", "--num-cpus", "2", "--quiet"))
+    assert f"continuing the unfinished extension {extension}" in output, output
+    table = read_trials(str(run_dir))
+    assert sorted(table["seed"]) == [0, 1] and set(table["status"]) == {"completed"}, table
+    # seed 1 trained once, in the first extension (continued), not again in the second
+    second = read_trials(str(tmp_path / "one.extend2"))
+    assert (second["status"] == "reused").all()

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import tempfile
 from collections.abc import Callable
 
@@ -172,6 +173,9 @@ def run_sweep(
     with nothing left to train, Ray is not started at all."""
     grid = plan.space.search.algorithm in ("grid", "random")
     answered = answer_from_store(plan, grid_cases(plan) if grid else [])
+    if answered.unreadable:
+        print(f"{answered.unreadable} store records could not be read and were skipped; `sksearch store verify "
+              f"--store {plan.store_location}` lists them", file=sys.stderr)  # fmt: skip
     if grid and not answered.to_run:
         return _write_start(plan, answered)
     connect(address, num_cpus, quiet=not progress)
