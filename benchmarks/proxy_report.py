@@ -39,7 +39,7 @@ def report(runs: Path, out: Path, timing: dict[str, float]) -> None:
         table = paper_table(frame, name)
         atomic_write_text(out / f"paper_{name}.md", render_paper_table(table, name, list(frame["recipe"])))
         atomic_write_text(out / f"paper_{name}.csv", table.to_csv(index=False))
-        tau, ranked = rank_agreement(table)
+        tau, ranked, _ = rank_agreement(table)
         figures[f"{name}_kendall_tau"] = {"tau": tau, "rows": ranked}
         print(render_paper_table(table, name, list(frame["recipe"])))
     comparison = compare(table7, "attention", ["top1_err"])

@@ -2,7 +2,10 @@
 
     .venv/bin/python benchmarks/proxy_tables.py [--seeds 0,1,2] [--runs results/proxy-runs] [--out results/proxy]
 
-1. Sweeps (skipped when finished, resumed when interrupted) into --runs:
+1. Sweeps (skipped when finished, resumed when interrupted) into --runs, sharing one trial store:
+   - `pilot`: Table 7's single-kernel rows (K3, K5, K7; nothing to select) x seeds, run first: the
+     proxy's schedule is judged on them (seed spread, last-epoch swing), never on SK vs sum; Table 7
+     then reuses their trials from the store;
    - `table7`: spaces/table7.yaml, 11 networks x seeds;
    - `table6`: the three Table 6 networks Table 7 does not hold (second branch 3x3 D=1, 5x5 G=64,
      7x7 G=128); its 3x3 D=2 and D=3 rows are Table 7's K3+K5 SK and K3+K7 SK networks (same archid),
@@ -37,6 +40,20 @@ branch_options:
   g128_7x7: {kernel: 7, dilation: 1, groups: 128}
 knobs:
   branch_1: {grid: [K3, g64_5x5, g128_7x7]}
+recipe: proxy
+search:
+  algorithm: grid
+  objectives: [top1_err:min, gmacs:min]
+"""
+
+
+PILOT = """\
+name: pilot
+description: Table 7's single-kernel rows (nothing to select), to judge the proxy's schedule on
+base: sknet50
+knobs:
+  branches: {grid: [K3, K5, K7]}
+  attention: false
 recipe: proxy
 search:
   algorithm: grid
@@ -81,11 +98,12 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     runs, out = Path(args.runs), Path(args.out)
     runs.mkdir(parents=True, exist_ok=True)
-    extra = runs / "table6.yaml"
+    extra, pilot = runs / "table6.yaml", runs / "pilot.yaml"
     extra.write_text(TABLE6_EXTRA)
+    pilot.write_text(PILOT)
     timing_file = runs / "timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
-    for space, name in ((ROOT / "spaces/table7.yaml", "table7"), (extra, "table6")):
+    for space, name in ((pilot, "pilot"), (ROOT / "spaces/table7.yaml", "table7"), (extra, "table6")):
         seconds = run_or_resume(space, name, runs, seeds)
         if seconds:
             timing[name] = timing.get(name, 0.0) + seconds

@@ -147,7 +147,7 @@ class _Tally:
 
     def unit_attention(self, spec: NetSpec, channels: int, size: int) -> None:
         if spec.se:
-            hidden = max(channels // spec.se_reduction, 1)
+            hidden = max(channels // spec.se_reduction, spec.se_min_dim)
             self.pointwise(channels, hidden, bias=True)
             self.pointwise(hidden, channels, bias=True)
         elif spec.attention_module == "cbam":

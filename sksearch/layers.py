@@ -160,11 +160,12 @@ class WeightedSum(torch.autograd.Function):
 
 
 class SqueezeExcite(nn.Module):
-    """SE module (Hu et al.): channel gates from pooled statistics, hidden width max(C // r, 1)."""
+    """SE module (Hu et al.): channel gates from pooled statistics, hidden width max(C // r, floor)
+    (the floor keeps a narrow proxy's SE from a 1-channel bottleneck, as L does for SK)."""
 
-    def __init__(self, channels: int, reduction: int):
+    def __init__(self, channels: int, reduction: int, min_dim: int = 1):
         super().__init__()
-        hidden = max(channels // reduction, 1)
+        hidden = max(channels // reduction, min_dim)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1)

@@ -73,7 +73,7 @@ def _residual(unit: Bottleneck | BasicUnit, out: torch.Tensor, x: torch.Tensor) 
 def unit_attention(spec: NetSpec, channels: int) -> nn.Module | None:
     """The attention module after a unit's last BN: SE, CBAM, or none (BAM sits between stages)."""
     if spec.se:
-        return SqueezeExcite(channels, spec.se_reduction)
+        return SqueezeExcite(channels, spec.se_reduction, spec.se_min_dim)
     return ChannelSpatialAttention(channels) if spec.attention_module == "cbam" else None
 
 

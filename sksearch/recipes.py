@@ -11,12 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sksearch.spec import MAX_CLASSES, MAX_INPUT_SIZE, NetSpec
+from sksearch.spec import MAX_CHANNELS, MAX_CLASSES, MAX_INPUT_SIZE, NetSpec
 from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
 
 DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": None}
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+AVERAGING = ("none", "ema")
+# The version of everything that turns (spec, recipe, seed) into trained numbers: the builder, the
+# trainer and the data. Bump it with any change that alters a trained number; it is part of every
+# recipe fingerprint, so the trial store never answers with an older trainer's result.
+# 2: the weight average and attention floor (the converged proxy); 1: before (unversioned).
+TRAINER_VERSION = 2
 DEVICES = ("auto", "cpu", "cuda")
 # Fields that say how a run goes (its name, threads, workers, device, downloading), not what it
 # trains: a checkpoint may resume under other values, and the trial store's key leaves them out.
@@ -54,6 +60,11 @@ class Recipe:
     lr_decay: float = 0.1
     label_smoothing: float = 0.0
     width_multiplier: float = 1.0  # channels of the trained network (smoke: a fraction)
+    # the floor of the SK fuse width d and of SE's hidden width in the trained network: scaling the
+    # channels by 1/16 would leave d = 2 and an SE bottleneck of 1, with nothing to select with
+    attention_floor: int = 0
+    weight_averaging: str = "none"  # ema: evaluate an exponential moving average of the weights
+    ema_decay: float = 0.998  # per step
     small_input_stem: bool = False  # imagenet template: a 3x3/1 stem instead of 7x7/2 + max pool (see adapt)
     zero_init_last_bn: bool = False
     seed: int = 0
@@ -88,6 +99,9 @@ class Recipe:
             number(fraction, f"lr_milestones[{index}]", 0, 1, open_low=True, open_high=True)
         _check_scale_range(self.scale_range)
         one_of(self.amp, AMP_MODES, "amp")
+        one_of(self.weight_averaging, AVERAGING, "weight_averaging")
+        number(self.ema_decay, "ema_decay", 0, 1, open_low=True, open_high=True)
+        integer(self.attention_floor, "attention_floor", minimum=0, maximum=MAX_CHANNELS)
         one_of(self.device, DEVICES, "device")
         if self.dataset != "synthetic" and not self.data_root:
             raise ConfigError("data_root", f"is required for dataset {self.dataset}")
@@ -144,6 +158,9 @@ class Recipe:
         run at 32/16/8/4 px, close to the paper's 56/28/14/7; every unit is unchanged.
         """
         adapted = spec.scaled(self.width_multiplier) if self.width_multiplier != 1 else spec
+        if self.attention_floor:
+            unit = dataclasses.replace(adapted.unit, min_dim=max(adapted.unit.min_dim, self.attention_floor))
+            adapted = adapted.replace(unit=unit, se_min_dim=max(adapted.se_min_dim, self.attention_floor))
         if self.small_input_stem and adapted.template == "imagenet":
             adapted = adapted.replace(template="cifar", deep_stem=False)  # the 3x3 stem replaces either stem
         return adapted.replace(input_size=self.image_size, num_classes=num_classes)
@@ -218,7 +235,9 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 # CPU proxy of the ImageNet tables: the same units, depths, kernels, dilations and attention at 1/16
-# of the channels on 32 px synthetic images with stage maps of 32/16/8/4 (README: the CPU proxy)
+# of the channels on 32 px synthetic images with stage maps of 32/16/8/4 (README: the CPU proxy).
+# The attention keeps a fuse width (and SE a hidden width) of at least 8, and the error reported is
+# that of an exponential moving average of the weights (the raw weights' beside it).
 RECIPES["proxy"] = dataclasses.replace(
     RECIPES["smoke"],
     name="proxy",
@@ -227,6 +246,9 @@ RECIPES["proxy"] = dataclasses.replace(
     lr=0.05,
     width_multiplier=0.0625,
     small_input_stem=True,
+    attention_floor=8,
+    weight_averaging="ema",
+    ema_decay=0.998,
 )
 
 

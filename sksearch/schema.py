@@ -47,7 +47,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "recipe_json": (IDENTITY, "the whole recipe as trained, as JSON"),
     "seed": (IDENTITY, "the training seed"),
     "top1_err": (METRIC, "top-1 error (%) on the held-out split after the last epoch"),
-    "top5_err": (METRIC, "top-5 error (%) after the last epoch"),
+    "top5_err": (METRIC, "top-5 error (%) after the last epoch (of the weight average, where the recipe keeps one)"),
+    "raw_top1_err": (METRIC, "top-1 error (%) of the raw weights, where the recipe evaluates a weight average"),
+    "raw_top5_err": (METRIC, "top-5 error (%) of the raw weights, where the recipe evaluates a weight average"),
     "train_loss": (METRIC, "mean training loss of the last epoch"),
     "best_top1_err": (METRIC, "lowest top-1 error (%) over the epochs run"),
     "best_top5_err": (METRIC, "lowest top-5 error (%) over the epochs run"),
@@ -123,11 +125,26 @@ def axis_label(column: str) -> str:
 OBJECTIVE_METRICS = ("top1_err", "top5_err", "train_loss", "gmacs", "params_m", "epoch_time", "images_per_s",
                      "latency_ms", "throughput")  # fmt: skip
 TIMING_METRICS = ("latency_ms", "throughput")  # measured before training, only when a sweep needs them
-FINAL_METRICS = ("top1_err", "top5_err", "train_loss", "best_top1_err", "best_top5_err", "best_epoch")
+FINAL_METRICS = (
+    "top1_err",
+    "top5_err",
+    "train_loss",
+    "best_top1_err",
+    "best_top5_err",
+    "best_epoch",
+    "raw_top1_err",
+    "raw_top5_err",
+)
 RUN_REPORTS = (*TIMING_METRICS, "fvcore_flops", "trained_archid", "trained_params", "trained_macs", "trained_gmacs",
                "images_per_s", "node_id", "resumed_at_epoch")  # fmt: skip
 FRONT_SIZES = range(2, 4)  # a Pareto front of 2 or 3 objectives
 _BRANCH_COLUMN = re.compile(r"(kernel|dilation|groups)_\d+")
+
+
+def seed_free(column: str) -> bool:
+    """Whether a column cannot vary between seeds (a count: params, MACs), so that a difference in
+    it is exact; measured timings vary, metrics vary."""
+    return role_of(column) == COMPLEXITY and column not in TIMING_METRICS
 
 
 def role_of(column: str) -> str:

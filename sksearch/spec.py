@@ -171,7 +171,8 @@ _SELECTION_KNOBS = ("kind", "gate", "width_rule", "divisor", "fuse_bn")
 _LATER_UNIT_KNOBS = {"kind": "sk", "gate": "softmax", "split_input": False, "width_rule": "paper", "divisor": 8,
                      "fuse_bn": True}  # fmt: skip
 _LATER_NET_KNOBS = {"block": "bottleneck", "attention_module": "none", "attention_stages": None,
-                    "deep_stem": False, "avg_down": False, "avd": False, "avd_first": False}  # fmt: skip
+                    "deep_stem": False, "avg_down": False, "avd": False, "avd_first": False,
+                    "se_min_dim": 1}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class NetSpec:
     unit: Unit = field(default_factory=Unit)
     se: bool = False
     se_reduction: int = 16
+    se_min_dim: int = 1  # the floor of SE's hidden width max(C // r, floor), as L is the SK fuse width's
     num_classes: int = 1000
     stem_width: int | None = None
     head_width: int | None = None
@@ -239,6 +241,7 @@ class NetSpec:
             raise ConfigError("unit", f"must be a Unit, got {self.unit!r}")
         boolean(self.se, "se")
         integer(self.se_reduction, "se_reduction", minimum=1)
+        integer(self.se_min_dim, "se_min_dim", minimum=1, maximum=MAX_CHANNELS)
         integer(self.num_classes, "num_classes", minimum=1, maximum=MAX_CLASSES)
         integer(self.stem_width, "stem_width", minimum=1, maximum=MAX_CHANNELS)
         integer(self.head_width, "head_width", minimum=0, maximum=MAX_CHANNELS)
@@ -382,6 +385,7 @@ class NetSpec:
                 unit.pop(knob)
         if not self.se:
             del canonical["se_reduction"]
+            canonical.pop("se_min_dim", None)
         for fields, defaults in ((unit, _LATER_UNIT_KNOBS), (canonical, _LATER_NET_KNOBS)):
             for knob, default in defaults.items():
                 if fields.get(knob, default) == default:

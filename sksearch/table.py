@@ -31,7 +31,8 @@ HISTORY = "history.parquet"
 PLAN = "sweep.json"
 DRIVER_LOG = "driver.log"  # Tune's own log lines of the sweep (tracebacks of crashed trials)
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "top1_err", "top5_err", "lr", "epoch_time", "images_per_s")
+HISTORY_COLUMNS = ("epoch", "train_loss", "top1_err", "top5_err", "raw_top1_err", "raw_top5_err", "lr", "epoch_time",
+                   "images_per_s")  # fmt: skip
 
 
 def trial_row(

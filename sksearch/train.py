@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sksearch.complexity import count
 from sksearch.data import make_loaders
@@ -138,10 +139,11 @@ def train(
     )
     amp_dtype = _autocast_dtype(recipe, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    average = weight_average(model, recipe)
     checkpoint_path = workdir / CHECKPOINT
     start_epoch, history = 0, []
     if resume and checkpoint_path.exists():
-        start_epoch, history = _restore(checkpoint_path, model, optimizer, scaler, trained_spec, recipe)
+        start_epoch, history = _restore(checkpoint_path, model, optimizer, scaler, average, trained_spec, recipe)
 
     network: nn.Module = model
     if world_size > 1:
@@ -187,15 +189,20 @@ def train(
                 memory_format,
                 epoch,
                 progress and rank == 0,
+                average,
             )
         except Diverged as error:
             return result("failed", f"diverged: {error}")
         top1_err, top5_err = _evaluate(runner, loaders.val, amp_dtype, device, memory_format, loaders.num_classes)
+        errors = {"top1_err": top1_err, "top5_err": top5_err}
+        if average is not None:  # the average is the network reported; the raw weights' errors stay beside
+            averaged = _evaluate(average, loaders.val, amp_dtype, device, memory_format, loaders.num_classes)
+            errors = {"top1_err": averaged[0], "top5_err": averaged[1], "raw_top1_err": top1_err,
+                      "raw_top5_err": top5_err}  # fmt: skip
         metrics = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
-            "top1_err": top1_err,
-            "top5_err": top5_err,
+            **errors,
             "epoch_time": seconds,
             "images_per_s": images / seconds if seconds > 0 else float("nan"),
             "lr": learning_rate(recipe, epoch),
@@ -205,7 +212,7 @@ def train(
         metrics.update(best_top1_err=best["top1_err"], best_top5_err=best["top5_err"], best_epoch=best["epoch"])
         history.append(metrics)
         if rank == 0:
-            _save(checkpoint_path, epoch, model, optimizer, scaler, history, trained_spec, recipe)
+            _save(checkpoint_path, epoch, model, optimizer, scaler, average, history, trained_spec, recipe)
         if world_size > 1:
             dist.barrier()
         if report is not None:
@@ -213,7 +220,24 @@ def train(
     return result("completed")
 
 
-def _train_epoch(model, loader, loss_fn, optimizer, scaler, amp_dtype, device, memory_format, epoch, progress):
+def weight_average(model: nn.Module, recipe: Recipe) -> AveragedModel | None:
+    """The exponential moving average of the weights and BN statistics (torch.optim.swa_utils'
+    AveragedModel; buffers averaged too, as timm's ModelEmaV2 keeps them, so no BN pass is needed),
+    or None. Its decay warms up as timm's does, min(decay, (1 + n) / (10 + n)) after n updates, so
+    that the early epochs' average is not the random initialisation's."""
+    if recipe.weight_averaging == "none":
+        return None
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        decay = min(recipe.ema_decay, (1 + float(updates)) / (10 + float(updates)))
+        get_ema_multi_avg_fn(decay)(averaged, current, updates)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+def _train_epoch(
+    model, loader, loss_fn, optimizer, scaler, amp_dtype, device, memory_format, epoch, progress, average=None
+):
     model.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
@@ -234,6 +258,8 @@ def _train_epoch(model, loader, loss_fn, optimizer, scaler, amp_dtype, device, m
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if average is not None:
+            average.update_parameters(model.module if hasattr(model, "module") else model)
         total_loss += loss.detach().double() * len(labels)
         seen += len(labels)
     if device.type == "cuda":
@@ -263,10 +289,11 @@ def _evaluate(model, loader, amp_dtype, device, memory_format, num_classes: int)
     return 100.0 * (1 - correct1 / total), 100.0 * (1 - correct5 / total)
 
 
-def _save(path: Path, epoch: int, model, optimizer, scaler, history, spec: NetSpec, recipe: Recipe) -> None:
+def _save(path: Path, epoch: int, model, optimizer, scaler, average, history, spec: NetSpec, recipe: Recipe) -> None:
     state = {
         "epoch": epoch,
         "model": model.state_dict(),
+        **({"average": average.state_dict()} if average is not None else {}),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict(),
         "schedule": {"kind": recipe.schedule, "lr": optimizer.param_groups[0]["lr"]},  # a function of epoch
@@ -284,7 +311,9 @@ def _save(path: Path, epoch: int, model, optimizer, scaler, history, spec: NetSp
 _RESUMABLE_CHANGES = (*RUN_ONLY_FIELDS, "data_root")
 
 
-def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe) -> tuple[int, list[dict[str, Any]]]:
+def _restore(
+    path: Path, model, optimizer, scaler, average, spec: NetSpec, recipe: Recipe
+) -> tuple[int, list[dict[str, Any]]]:
     """Continue from a checkpoint of the same network and recipe; another run's checkpoint is refused
     (resuming it would silently train under a changed schedule)."""
     state = read_checkpoint(path)
@@ -296,6 +325,8 @@ def _restore(path: Path, model, optimizer, scaler, spec: NetSpec, recipe: Recipe
             str(path.parent), f"holds a checkpoint of another {what}; --restart starts over, or choose another --out"
         )
     model.load_state_dict(state["model"])
+    if average is not None:
+        average.load_state_dict(state["average"])
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
@@ -316,9 +347,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path) -> tuple[NetSpec, dict[str, torch.Tensor], dict[str, Any]]:
-    """(spec, model weights, recipe dict) of a trial checkpoint."""
+    """(spec, weights, recipe dict) of a trial checkpoint: the weights whose errors were reported,
+    the average where the recipe kept one."""
     state = read_checkpoint(path)
-    return NetSpec.from_dict(state["spec"]), state["model"], state["recipe"]
+    weights = state["model"]
+    if "average" in state:
+        weights = {name[len("module.") :]: value for name, value in state["average"].items() if name != "n_averaged"}
+    return NetSpec.from_dict(state["spec"]), weights, state["recipe"]
 
 
 def write_summary(result: TrialResult, spec: NetSpec, recipe: Recipe, out_dir: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""Paired comparisons: intervals, seeds to resolve, Kendall tau, `compare` and the paper table's twins."""
+"""Comparisons: seed-paired and crossed-effects intervals and their calibration, seeds for 80% power,
+exact differences, Holm, Kendall tau, `compare` and the paper table's twins."""
 
 import json
 import math
@@ -9,8 +10,17 @@ import pandas as pd
 import pytest
 
 import sksearch
+from benchmarks.calibrate_intervals import coverage
 from sksearch.results import compare, load_results, paper_table, rank_agreement, render_paper_table
-from sksearch.results.statistics import kendall_tau, paired_summary, seed_differences, seeds_to_resolve, t_quantile
+from sksearch.results.statistics import (
+    CROSSED_MODEL,
+    crossed_summary,
+    kendall_tau,
+    paired_summary,
+    seed_differences,
+    seeds_for_power,
+    with_holm,
+)
 
 
 def test_paired_summary_known_answer():
@@ -26,16 +36,67 @@ def test_paired_summary_known_answer():
 def test_one_seed_gives_no_interval():
     summary = paired_summary([-0.7])
     assert summary["n"] == 1 and summary["diff"] == -0.7
-    assert math.isnan(summary["ci_low"]) and summary["resolved"] is None and summary["seeds_to_resolve"] is None
+    assert math.isnan(summary["ci_low"]) and summary["resolved"] is None and "seeds_power" not in summary
 
 
-def test_seeds_to_resolve_is_the_smallest_sufficient_n():
-    n = seeds_to_resolve(1.0, 2.0)
-    assert t_quantile(n) * 2.0 / math.sqrt(n) < 1.0 <= t_quantile(n - 1) * 2.0 / math.sqrt(n - 1)
-    assert n == 18
-    assert seeds_to_resolve(1.0, 0.0) == 2
-    assert seeds_to_resolve(0.0, 1.0) is None
-    assert seeds_to_resolve(1e-6, 10.0) is None  # not within any affordable number of seeds
+def test_seeds_for_80_percent_power_is_the_smallest_n_a_paired_t_test_needs():
+    from statsmodels.stats.power import TTestPower
+
+    n = seeds_for_power(1.0, 2.0)
+    assert TTestPower().power(0.5, n, 0.05) >= 0.8 > TTestPower().power(0.5, n - 1, 0.05)
+    assert n == 34  # half a spread: 34 seeds for 80% power (a 50%-power rule would say 18)
+    assert seeds_for_power(1.0, 0.0) == 2 and seeds_for_power(0.0, 1.0) is None
+    assert seeds_for_power(1e-6, 10.0) is None  # not within any affordable number of seeds
+
+
+def test_seeds_come_as_a_range_over_the_spreads_own_uncertainty_and_for_a_named_effect():
+    summary = paired_summary([1.0, 3.0, 2.0], named_effect=0.7)  # diff 2, std 1 from 3 seeds
+    assert summary["seeds_power_low"] <= summary["seeds_power"] <= summary["seeds_power_high"]
+    assert summary["seeds_power_high"] > 3 * summary["seeds_power"]  # a spread from 3 seeds is uncertain
+    assert summary["seeds_for_effect"] == seeds_for_power(0.7, 1.0)
+
+
+def test_a_column_without_seed_noise_gets_its_exact_difference_and_no_interval():
+    summary = paired_summary([0.25, 0.25, 0.25], exact=True)
+    assert summary["exact"] and summary["ci_low"] == summary["ci_high"] == 0.25 and "seeds_power" not in summary
+    assert paired_summary([0.25], exact=True)["exact"]  # one seed is enough for a count
+    crossed = crossed_summary(pd.DataFrame([[0.25, 0.25], [0.5, 0.5]]), exact=True)  # differs by pair, not seed
+    assert crossed["exact"] and crossed["diff"] == pytest.approx(0.375) and crossed["model"].startswith("exact")
+
+
+def test_the_overall_interval_rests_on_crossed_pair_and_seed_effects():
+    # pairs x seeds; a strong seed effect (seed 0 high in every pair) that pooling would ignore
+    table = pd.DataFrame([[6.0, 1.0, 2.0], [5.0, 0.5, 1.5], [7.0, 2.0, 2.5], [6.5, 1.0, 3.0]])
+    crossed = crossed_summary(table)
+    pooled = paired_summary(table.to_numpy().ravel().tolist())
+    assert crossed["model"] == CROSSED_MODEL and (crossed["pairs"], crossed["seeds"]) == (4, 3)
+    assert crossed["diff"] == pytest.approx(pooled["diff"])
+    assert crossed["ci_high"] - crossed["ci_low"] > 2 * (pooled["ci_high"] - pooled["ci_low"])
+    assert pooled["resolved"] and not crossed["resolved"]  # 12 "independent" runs overclaim
+
+
+def test_holm_adjusts_the_verdicts_of_many_comparisons():
+    table = pd.DataFrame({"metric": ["top1_err"] * 3, "p_value": [0.01, 0.02, 0.04], "resolved": [True] * 3,
+                          "verdict": ["lower"] * 3})  # fmt: skip
+    adjusted = with_holm(table)
+    np.testing.assert_allclose(adjusted["holm_p"], [0.03, 0.04, 0.04])
+    assert adjusted["holm_verdict"].tolist() == ["lower", "lower", "lower"]
+    table["p_value"] = [0.01, 0.03, 0.04]
+    assert with_holm(table)["holm_verdict"].tolist() == ["lower", "within noise (Holm)", "within noise (Holm)"]
+
+
+@pytest.mark.parametrize(
+    "pairs, seeds, effect, regime",
+    [(4, 3, 0.0, (1.0, 2.0, 1.0)), (8, 5, 2.0, (2.0, 2.0, 2.0)), (4, 5, 0.0, (0.0, 2.0, 1.0))],
+)
+def test_intervals_keep_their_95_percent_on_simulated_tables(pairs, seeds, effect, regime):
+    """Simulated results tables (benchmarks/calibrate_intervals.py) with seed effects shared by every
+    pair, pairs that differ, and run noise: the intervals cover the true effect about 95% of the time."""
+    found = coverage(pairs, seeds, effect, regime, tables=300, seed=1)
+    assert 0.92 <= found["overall_coverage"] <= 0.98, found
+    assert 0.92 <= found["pair_coverage"] <= 0.98, found
+    if effect == 0:
+        assert found["within_noise"] >= 0.92, found
 
 
 def test_seed_differences_pair_by_seed_and_average_repeats():
@@ -45,10 +106,11 @@ def test_seed_differences_pair_by_seed_and_average_repeats():
     assert differences.to_dict() == {1: -1.0, 2: 0.0}  # seed 2 ran twice: its mean 14; seeds 0 and 3 unpaired
 
 
-def test_kendall_tau():
-    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == (1.0, 4)
-    assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == (-1.0, 4)
-    tau, n = kendall_tau([1, 2, float("nan")], [1, 2, 3])
+def test_kendall_tau_with_its_n_and_p_value():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40])[:2] == (1.0, 4)
+    tau, n, p_value = kendall_tau([1, 2, 3, 4], [40, 30, 20, 10])
+    assert (tau, n) == (-1.0, 4) and p_value == pytest.approx(1 / 12)  # exact: 2 of 24 orders are as extreme
+    tau, n, _ = kendall_tau([1, 2, float("nan")], [1, 2, 3])
     assert n == 2 and tau == 1.0
 
 
@@ -81,13 +143,14 @@ def test_compare_pairs_networks_differing_only_in_the_knob():
     assert set(pairs.index) == {"branches=K3+K5", "branches=K3+K7"}  # K3 has no twin: M = 1
     k3k5 = pairs.loc["branches=K3+K5"]
     assert (k3k5["value_a"], k3k5["value_b"], k3k5["n"], k3k5["diff"]) == (False, True, 3, -1.0)
-    assert k3k5["resolved"] and k3k5["verdict"] == "attention=True lower" and k3k5["seeds_to_resolve"] == 2
+    assert k3k5["resolved"] and k3k5["verdict"] == "attention=True lower" and not k3k5["exact"]
     assert k3k5["published_diff"] == pytest.approx(20.79 - 21.76)
     k3k7 = pairs.loc["branches=K3+K7"]
     assert k3k7["verdict"] == "within noise" and k3k7["diff"] == pytest.approx(0.0)
     overall = table[table["pair"] == "overall"].iloc[0]
     assert overall["n"] == 6 and overall["diff"] == pytest.approx(-0.5)
-    np.testing.assert_allclose(overall["diff_std"], np.std([-1, -1, -1, 1, -2, 1], ddof=1))
+    assert (overall["pairs"], overall["seeds"], overall["model"]) == (2, 3, CROSSED_MODEL)
+    assert overall["verdict"] == "within noise" and "holm_verdict" in table
 
 
 def test_compare_with_one_seed_says_no_interval_is_possible():
@@ -121,7 +184,7 @@ def test_the_paper_table_shows_each_rows_difference_to_its_twin_and_the_rank_agr
     assert sk["twin"] == "K3+K5" and sk["diff_to_twin"] == -1.0 and sk["diff_n"] == 3
     assert sk["diff_verdict"] == "lower than twin" and sk["published_diff_to_twin"] == pytest.approx(-0.97)
     assert table.loc["K3+K7 SK", "diff_verdict"] == "not run" and pd.isna(table.loc["K3", "twin"])
-    tau, n = rank_agreement(table.reset_index())
+    tau, n, _ = rank_agreement(table.reset_index())
     assert n == 3 and tau == 1.0  # K3 worst, K3+K5 SK best: the paper's order
     text = render_paper_table(table.reset_index(), "table7", ["proxy"])
     assert "| -1.00 [-1.00, -1.00] lower than twin | -0.97 |" in text

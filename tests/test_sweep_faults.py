@@ -320,7 +320,7 @@ def test_damaged_state_a_missing_checkpoint_a_damaged_table_and_a_copied_folder(
     output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
     row = read_trials(str(run_dir)).iloc[0]
     assert row["status"] == "completed" and row["epochs"] == 4, output
-    assert row["resumed_at_epoch"] == 0 and "was gone: trained again from epoch 0" in row["reason"]
+    assert row["resumed_at_epoch"] == 0 and "was gone or damaged: trained again from epoch 0" in row["reason"]
     assert "1 trials: completed 1;" in finish(sksearch_process("status", str(run_dir)))
 
     copy = tmp_path / "copy"
@@ -460,3 +460,75 @@ def test_a_killed_extend_is_continued_by_the_next_one_not_trained_again(tmp_path
     # seed 1 trained once, in the first extension (continued), not again in the second
     second = read_trials(str(tmp_path / "one.extend2"))
     assert (second["status"] == "reused").all()
+
+
+def test_a_lost_checkpoint_during_a_sweep_trains_the_trial_again_with_one_row_per_epoch(tmp_path):
+    driver = sksearch_process(
+        "sweep", str(one_trial_space(tmp_path)), "--storage", str(tmp_path), "--max-failures", "2", *ONE_TRIAL
+    )
+    run_dir = tmp_path / "one"
+
+    def checkpointed_worker():
+        lines = [line for lines in results(run_dir).values() for line in lines]
+        ready = any(line.get("epoch", 0) >= 2 for line in lines) and list(run_dir.glob("run_trial_*/checkpoint_*"))
+        return lines[-1]["pid"] if ready else None
+
+    pid = wait_for(checkpointed_worker, what="two checkpointed epochs")
+    for folder in run_dir.glob("run_trial_*/checkpoint_*"):
+        shutil.rmtree(folder)
+    os.kill(pid, signal.SIGKILL)
+    finish(driver)
+    row = read_trials(str(run_dir)).iloc[0]
+    assert row["status"] == "completed" and row["epochs"] == 6
+    assert "trained again from epoch 0" in row["reason"] and row["resumed_at_epoch"] == 0
+    from sksearch.table import read_history
+
+    assert read_history(str(run_dir))["epoch"].tolist() == [1, 2, 3, 4, 5, 6]  # one row per epoch
+
+
+def test_a_copied_interrupted_run_resumed_beside_its_original_never_rewrites_its_records(tmp_path):
+    space = one_trial_space(tmp_path)
+    store = tmp_path / "store"
+    settings = ["--set", "epochs=4", "--set", "train_samples=512", "--set", "val_samples=128"]
+    common = ["--num-cpus", "2", "--quiet"]
+    driver = sksearch_process("sweep", str(space), "--storage", str(tmp_path / "a"), "--store", str(store), *common,
+                              *settings, start_new_session=True)  # fmt: skip
+    run_dir = tmp_path / "a" / "one"
+    wait_for(lambda: list(run_dir.glob("run_trial_*/checkpoint_*")), what="a checkpoint")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    copy = tmp_path / "b" / "one"  # the same sweep name and trial ids, another folder
+    shutil.copytree(run_dir, copy)
+    finish(sksearch_process("resume", str(copy), *common))
+    (copy_record,) = Store(str(store))
+    written = Path(copy_record.location).read_bytes()
+    finish(sksearch_process("resume", str(run_dir), *common))
+    finish(sksearch_process("extend", str(copy), "--seeds", "0", *common))
+    assert Path(copy_record.location).read_bytes() == written  # the copy's record untouched
+    checkpoints = sorted(record.row["checkpoint"] for record in Store(str(store)))
+    assert len(checkpoints) == 2 and checkpoints[0].startswith(str(run_dir)) and checkpoints[1].startswith(str(copy))
+
+
+def test_a_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_read_only_verbs_still_answer(tmp_path):
+    space = tmp_path / "two.yaml"
+    space.write_text(TWO_TRIALS)
+    with small_filesystem(tmp_path / "small", 200) as small:
+        driver = sksearch_process("sweep", str(space), "--storage", str(small), *SMALL)
+        run_dir = small / "two"
+        wait_for(lambda: len(read_trials(str(run_dir))) if (run_dir / "trials.parquet").exists() else 0,
+                 what="a first finished trial")  # fmt: skip
+        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+        output, _ = driver.communicate(timeout=600)
+        assert driver.returncode == 5 and "Traceback" not in output, output
+        assert "read-only" in output.strip().splitlines()[-1], output
+        for verb in (["results"], ["status"], ["pareto"], ["store", "ls", "--store", str(small / "store")]):
+            process = sksearch_process(*verb, *([] if verb[0] == "store" else [str(run_dir)]))
+            answer, _ = process.communicate(timeout=120)
+            assert process.returncode == 0 and "Traceback" not in answer, (verb, answer)
+        for verb in (["repair", str(run_dir)], ["table", str(run_dir)], ["extend", str(run_dir)]):
+            process = sksearch_process(*verb)
+            answer, _ = process.communicate(timeout=120)
+            assert process.returncode in (2, 5) and answer.count("\n") == 1, (verb, answer)
+        subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True)
+        finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
+        assert set(read_trials(str(run_dir))["status"]) == {"completed"}

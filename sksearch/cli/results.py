@@ -160,6 +160,8 @@ def _compare_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="comma-separated columns (default: the sweeps' objectives)")
     parser.add_argument("--format", choices=("table", "csv"), default="table", help="text on stdout, or CSV")
     parser.add_argument("--out", help="also write the comparison as CSV to this file")
+    parser.add_argument("--effect", type=float, help="an effect to detect (e.g. 0.7): the seeds it needs")
+    parser.add_argument("--power", type=float, default=0.8, help="the power the seeds are counted for (default 0.8)")
 
 
 @verb("compare", "paired differences, with 95% intervals, of networks differing in one knob", _compare_flags)
@@ -168,39 +170,60 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     frame = load_results(args.run_dirs)
     metrics = args.metrics.split(",") if args.metrics else sweep_objectives(args.run_dirs)
-    table = compare(frame, args.knob, metrics)
+    table = compare(frame, args.knob, metrics, effect=args.effect, power=args.power)
     if args.format == "csv":
         sys.stdout.write(table.to_csv(index=False))
     else:
-        print(_format_comparison(table, args.knob))
+        print(_format_comparison(table, args.knob, args.effect, args.power))
     if args.out:
         write_or_print(table.to_csv(index=False), args.out)
         sys.stderr.write(f"wrote {args.out}\n")
     return 0
 
 
-def _format_comparison(table, knob: str) -> str:
-    """One line per pair and metric: the paired difference, its 95% interval and the verdict."""
+def _format_comparison(table, knob: str, effect: float | None, power: float) -> str:
+    """One line per pair and metric: the paired difference, its 95% interval, the verdict raw and
+    after Holm's adjustment, the seeds for the power asked; then what the overall rows rest on."""
     import pandas as pd
 
     first = table.iloc[0]
+    wanted = f"seeds for {power:.0%} power at the observed gap" + (f" / at {effect:g}" if effect else "")
     lines = [
-        f"{knob}: {first['value_b']} minus {first['value_a']}, paired by seed; 95% t intervals; "
-        "'seeds' = paired seeds that would resolve the observed gap",
-        f"{'pair':28s} {'metric':9s} {'n':>3s} {'diff':>8s} {'95% interval':>19s}  {'verdict':24s} {'seeds':>6s} "
-        f"{'paper':>7s}",
+        f"{knob}: {first['value_b']} minus {first['value_a']}, paired by seed; 95% intervals; 'seeds' = {wanted} "
+        "(a range: the spread's own 95% interval)",
+        f"{'pair':28s} {'metric':9s} {'n':>3s} {'diff':>8s} {'95% interval':>19s}  {'verdict':22s} "
+        f"{'after Holm':22s} {'seeds':>14s} {'paper':>7s}",
     ]
     for row in table.to_dict("records"):
-        interval = "-" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-        seeds = "-" if row["n"] < 2 else (str(row["seeds_to_resolve"]) if row["seeds_to_resolve"] else "never")
+        exact = bool(row.get("exact"))
+        interval = (
+            "exact" if exact else "-" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+        )
+        seeds = "-" if exact or pd.isna(row["ci_low"]) else _seeds_text(row, "seeds_power")
+        if effect and not exact and not pd.isna(row["ci_low"]):
+            seeds += f" / {_seeds_text(row, 'seeds_for_effect')}"
         paper = row.get("published_diff")
         paper = "" if pd.isna(paper) else f"{paper:+.2f}"
         pair = row["pair"] if row["pair"] == "overall" else f"{row['pair']} ({row['value_a']}->{row['value_b']})"
         lines.append(
             f"{pair[:28]:28s} {row['metric']:9s} {row['n']:3d} {row['diff']:+8.3f} {interval:>19s}  "
-            f"{row['verdict'][:24]:24s} {seeds:>6s} {paper:>7s}"
+            f"{row['verdict'][:22]:22s} {row['holm_verdict'][:22]:22s} {seeds:>14s} {paper:>7s}"
         )
+    for row in table[table["pair"] == "overall"].to_dict("records"):
+        if not pd.isna(row.get("pairs")):
+            lines.append(f"overall {row['metric']}: {row['model']}, over {int(row['pairs'])} pairs x "
+                         f"{int(row['seeds'])} seeds (the effect over the population of pairs)")  # fmt: skip
     return "\n".join(lines)
+
+
+def _seeds_text(row: dict, prefix: str) -> str:
+    """`9 (5-28)`: the seeds at the observed spread, and over the spread's interval; `never` beyond reach."""
+    import pandas as pd
+
+    def shown(value) -> str:
+        return "never" if value is None or pd.isna(value) else str(int(value))
+
+    return f"{shown(row.get(prefix))} ({shown(row.get(prefix + '_low'))}-{shown(row.get(prefix + '_high'))})"
 
 
 def _table_flags(parser: argparse.ArgumentParser) -> None:

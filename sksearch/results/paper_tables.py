@@ -14,7 +14,7 @@ from sksearch.complexity import count
 from sksearch.files import atomic_write_text
 from sksearch.paper import published, twin_of
 from sksearch.presets import preset
-from sksearch.results.statistics import kendall_tau, paired_summary, seed_differences, verdict
+from sksearch.results.statistics import CONFIDENCE, kendall_tau, paired_summary, seed_differences, verdict, with_holm
 from sksearch.schema import network_names, results_of
 from sksearch.validation import ConfigError
 
@@ -83,10 +83,20 @@ def paper_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         )
     for row in out[: len(rows)]:
         row.update(_twin_difference(PAPER_TABLES[table], row, out, trials_of))
-    result = pd.DataFrame(out)
+    result = _holm_over_twins(pd.DataFrame(out))
     if "top1_err" in result and "published_top1_err" in result:
         result["err_diff"] = (result["top1_err"] - result["published_top1_err"]).round(2)
     return result
+
+
+def _holm_over_twins(table: pd.DataFrame) -> pd.DataFrame:
+    """`diff_holm_verdict`: each twin difference's verdict after Holm's adjustment over the table's."""
+    if "diff_p" not in table:
+        return table
+    frame = table.rename(columns={"diff_p": "p_value", "diff_verdict": "verdict"}).assign(metric="top1_err")
+    frame["resolved"] = frame["p_value"] < 1 - CONFIDENCE
+    adjusted = with_holm(frame)
+    return table.assign(diff_holm_verdict=adjusted["holm_verdict"])
 
 
 def _twin_difference(code: str, row: dict, rows: list[dict], trials_of: dict) -> dict[str, Any]:
@@ -104,17 +114,19 @@ def _twin_difference(code: str, row: dict, rows: list[dict], trials_of: dict) ->
         "diff_ci_high": summary["ci_high"],
         "diff_n": summary["n"],
         "diff_verdict": verdict(summary, "lower than twin", "higher than twin") if summary["n"] else "not run",
-        "seeds_to_resolve": summary["seeds_to_resolve"],
+        "diff_p": summary.get("p_value"),
+        "seeds_power": summary.get("seeds_power"),
         "published_diff_to_twin": None
         if row["published_top1_err"] is None or published_twin is None
         else round(row["published_top1_err"] - published_twin, 2),
     }
 
 
-def rank_agreement(table: pd.DataFrame) -> tuple[float, int]:
-    """Kendall tau between our rows' mean errors and the published ones, over the rows run, and n."""
+def rank_agreement(table: pd.DataFrame) -> tuple[float, int, float]:
+    """Kendall tau between our rows' mean errors and the published ones, over the rows run, n, and
+    the p-value of no agreement."""
     if "published_top1_err" not in table:
-        return float("nan"), 0
+        return float("nan"), 0, float("nan")
     ran = table[(table["row"] != "extra") & (table["status"] == "run")]
     return kendall_tau(ran["top1_err"].tolist(), ran["published_top1_err"].tolist())
 
@@ -168,16 +180,17 @@ def _measured(trials: pd.DataFrame) -> dict[str, Any]:
 def render_paper_table(table: pd.DataFrame, name: str, recipes: Sequence[str]) -> str:
     """Markdown: missing rows shown as missing, each row's paired difference to its twin with its
     95% interval beside the paper's, and how far our row order agrees with the paper's."""
-    tau, ranked = rank_agreement(table)
+    tau, ranked, p_value = rank_agreement(table)
     lines = [
         f"# {name}: measured beside the published figures",
         "",
         f"Measured under recipe {', '.join(sorted(set(recipes))) or '-'}: published errors are the paper's "
         "(ImageNet, or CIFAR for Table 5), so errors compare only under the matching recipe.",
         "`vs twin`: this row's top-1 error minus its twin's (the row it modifies), paired by seed, with "
-        "its 95% t interval; `within noise` when the interval holds zero.",
+        "its 95% t interval; `within noise` when the interval holds zero; `(Holm: ...)` when Holm's "
+        "adjustment over the table's comparisons changes the verdict.",
         f"Rank agreement with the paper (Kendall tau over the {ranked} rows run): "
-        + ("-" if math.isnan(tau) else f"{tau:+.2f}"),
+        + ("-" if math.isnan(tau) else f"{tau:+.2f} (p = {p_value:.2g}, no agreement as the null)"),
         "",
         "| row | model | top-1 err published | top-1 err ours (mean +- std, n) | vs twin: ours (95% CI) "
         "| vs twin: paper | #P published | #P ours | GMACs published | GMACs ours |",
@@ -205,7 +218,10 @@ def _twin_cell(row: dict) -> str:
         return f"vs {twin}: not run"
     if row["diff_n"] < 2:
         return f"{row['diff_to_twin']:+.2f} (one seed: no interval)"
-    return f"{row['diff_to_twin']:+.2f} [{row['diff_ci_low']:+.2f}, {row['diff_ci_high']:+.2f}] {row['diff_verdict']}"
+    holm = row.get("diff_holm_verdict")
+    after = f" (Holm: {holm})" if isinstance(holm, str) and holm != row["diff_verdict"] else ""
+    return (f"{row['diff_to_twin']:+.2f} [{row['diff_ci_low']:+.2f}, {row['diff_ci_high']:+.2f}] "
+            f"{row['diff_verdict']}{after}")  # fmt: skip
 
 
 def _cell(value: Any) -> str:

@@ -146,6 +146,7 @@ class TrialNotes(Callback):
         self.plan = plan
 
     def on_trial_recover(self, iteration, trials, trial, **info):
+        stand_in_for_lost_checkpoint(trial)
         retry = f"retry {trial.num_failures} of {self.plan.max_failures}"
         self._note(f"trial {trial.trial_id} crashed ({_error_line(trial)}); {retry}, from its last checkpoint")
 
@@ -154,6 +155,14 @@ class TrialNotes(Callback):
 
     def _note(self, text: str) -> None:
         print(f"[{self.plan.name}] {text}", file=sys.stderr, flush=True)
+
+
+def stand_in_for_lost_checkpoint(trial) -> None:
+    """An empty folder where a trial's last checkpoint was deleted: Ray refuses to restore a trial
+    from a path that is gone, while the trial itself, finding no checkpoint file there, continues
+    from an older one or from epoch 0 and says so in its reason."""
+    if trial.checkpoint is not None and not is_uri(trial.checkpoint.path):
+        os.makedirs(trial.checkpoint.path, exist_ok=True)
 
 
 def _error_line(trial) -> str:

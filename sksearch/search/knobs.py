@@ -135,6 +135,7 @@ _LEAF_TYPES = {
     "min_dim": KnobType(_count, "int"),
     "se": KnobType(boolean),
     "se_reduction": KnobType(_count, "int"),
+    "se_min_dim": KnobType(_count, "int"),
     "stem_width": KnobType(_count, "int"),
     "head_width": KnobType(_count_or_zero, "int"),
     "input_size": KnobType(_count, "int"),
@@ -152,7 +153,7 @@ _SPEC_PATH = re.compile(
     r"stages\[(?P<stage>\d+)\]\.(depth|width|out_width)"
     r"|unit\.branches\[(?P<branch>\d+)\]\.(kernel|dilation|groups|relu)"
     r"|unit\.(attention|reduction|min_dim|kind|gate|split_input|width_rule|divisor|fuse_bn)"
-    r"|se|se_reduction|stem_width|head_width|input_size"
+    r"|se|se_reduction|se_min_dim|stem_width|head_width|input_size"
     r"|block|attention_module|deep_stem|avg_down|avd|avd_first"
 )
 # Named shortcuts that are a spec path under another name

@@ -18,7 +18,14 @@ from ray import tune
 from ray.tune.error import TuneError
 
 from sksearch.files import StorageError, check_writable_folder, is_uri, join
-from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables, saved_statuses
+from sksearch.search.callbacks import (
+    LiveTable,
+    TableCallback,
+    TrialNotes,
+    rebuild_tables,
+    saved_statuses,
+    stand_in_for_lost_checkpoint,
+)
 from sksearch.search.extend import (
     mark_merged,
     merge_extension,
@@ -210,13 +217,26 @@ def _fit(tuner: tune.Tuner, run_dir: str) -> None:
         try:
             tuner.fit()
         except TuneError as error:  # Tune wraps a callback's error in a traceback's text
-            fault = re.search(rf"{StorageError.__module__}.{StorageError.__name__}: (.+?): (.+)", str(error))
+            fault = storage_fault(str(error))
             if fault is None:
                 raise
-            raise StorageError(fault.group(1), fault.group(2)) from None
+            raise fault from None
     recorded = set(read_trials(run_dir).get("trial_id", []))
     if any(trial not in recorded for trial in saved_statuses(run_dir)):  # cut short: no row (TableCallback)
         raise SweepInterrupted(f"interrupted before the sweep finished; `sksearch resume {run_dir}` continues it")
+
+
+def storage_fault(text: str) -> StorageError | None:
+    """The StorageError a Tune traceback's text ends in: ours (the free-space guard, a table write)
+    or an OSError of Ray's own writes into a full or read-only run folder; None for other faults."""
+    ours = re.search(rf"{StorageError.__module__}.{StorageError.__name__}: (.+?): (.+)", text)
+    if ours:
+        return StorageError(ours.group(1), ours.group(2))
+    for found in re.finditer(r"\[Errno (\d+)\] ([^:\n]+): '([^'\n]+)'", text):
+        fault = StorageError.of(OSError(int(found.group(1)), found.group(2)), found.group(3))
+        if isinstance(fault, StorageError):
+            return fault
+    return None
 
 
 def extend_sweep(
@@ -269,12 +289,10 @@ def repair_sweep(run_dir: str) -> pd.DataFrame:
 
 
 def _stand_in_for_lost_checkpoints(run_dir: str) -> None:
-    """An empty folder where an unfinished trial's last checkpoint was deleted: Ray refuses to
-    restore a trial from a path that is gone, while the trial itself, finding no checkpoint file
-    there, continues from an older one or from epoch 0 and says so in its reason."""
+    """Every unfinished trial's lost checkpoint gets its stand-in (callbacks.stand_in_for_lost_checkpoint)."""
     for trial in tune.ExperimentAnalysis(run_dir).trials:
-        if trial.status != "TERMINATED" and trial.checkpoint is not None:
-            os.makedirs(trial.checkpoint.path, exist_ok=True)
+        if trial.status != "TERMINATED":
+            stand_in_for_lost_checkpoint(trial)
 
 
 def resume_sweep(

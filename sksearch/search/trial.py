@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import torch
 from ray import tune
 
 from sksearch.complexity import count
@@ -125,15 +126,27 @@ def _restore_into(workdir: Path, restored) -> str:
     try:
         with restored.as_directory() as folder:
             shutil.copy(Path(folder) / CHECKPOINT, workdir / CHECKPOINT)
-        return ""
+        if _readable(workdir / CHECKPOINT):
+            return ""
     except FileNotFoundError:
         pass
     last = Path(restored.path)
     older = sorted(last.parent.glob(f"checkpoint_*/{CHECKPOINT}")) if last.parent.is_dir() else []
-    if older:
-        shutil.copy(older[-1], workdir / CHECKPOINT)
-        return f"its last checkpoint {last.name} was gone: continued from {older[-1].parent.name}"
-    return f"its last checkpoint {last.name} was gone: trained again from epoch 0"
+    for candidate in reversed([path for path in older if path.parent != last]):
+        shutil.copy(candidate, workdir / CHECKPOINT)
+        if _readable(workdir / CHECKPOINT):
+            return f"its last checkpoint {last.name} was gone or damaged: continued from {candidate.parent.name}"
+    (workdir / CHECKPOINT).unlink(missing_ok=True)
+    return f"its last checkpoint {last.name} was gone or damaged: trained again from epoch 0"
+
+
+def _readable(checkpoint: Path) -> bool:
+    """Whether a checkpoint file loads (one cut short by a full disk does not)."""
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+        return True
+    except Exception:  # torch raises several kinds for a damaged file
+        return False
 
 
 def _continue_stored(workdir: Path, plan: SweepPlan, spec, recipe: Recipe) -> str:
