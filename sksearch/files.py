@@ -25,10 +25,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], size: int | Non
     path = Path(path)
     if path.is_dir():
         raise ConfigError(str(path), "is a folder; give the name of a file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     # created as open() creates any file (0666 less the umask), not mkstemp's 0600; never another's
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as error:
         raise StorageError.of(error, path, size) from None

@@ -517,7 +517,10 @@ def test_a_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_read_only_ve
         run_dir = small / "two"
         wait_for(lambda: len(read_trials(str(run_dir))) if (run_dir / "trials.parquet").exists() else 0,
                  what="a first finished trial")  # fmt: skip
-        subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+        # read-only from now on: a read-only bind of the folder over itself (a remount of the
+        # filesystem is refused while the driver holds files open for writing)
+        subprocess.run(["mount", "--bind", str(small), str(small)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(small)], check=True)
         output, _ = driver.communicate(timeout=600)
         assert driver.returncode == 5 and "Traceback" not in output, output
         assert "read-only" in output.strip().splitlines()[-1], output
@@ -529,6 +532,6 @@ def test_a_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_read_only_ve
             process = sksearch_process(*verb)
             answer, _ = process.communicate(timeout=120)
             assert process.returncode in (2, 5) and answer.count("\n") == 1, (verb, answer)
-        subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True)
+        subprocess.run(["umount", str(small)], check=True)  # the bind goes: writable again
         finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
         assert set(read_trials(str(run_dir))["status"]) == {"completed"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from sksearch.files import atomic_write_text, is_uri
+from sksearch.files import atomic_write_text, check_writable_folder, is_uri
 from sksearch.search.plan import SweepPlan, check_search, load_plan_here, space_mapping
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Record, Store, trial_key
@@ -33,6 +33,7 @@ def plan_extension(
     if is_uri(run_dir):
         raise ConfigError(run_dir, "extending a sweep at a URI is not supported; extend a local copy")
     plan = load_plan_here(run_dir)
+    check_writable_folder(plan.storage, run_dir)  # the extension is written beside the sweep
     data: dict[str, Any] = dict(read_yaml_file(space_file, space_mapping)) if space_file else dict(plan.space_data)
     data["recipe"] = plan.space_data["recipe"]  # the sweep's recipe: old and new trials stay comparable
     search = dict(data.get("search", plan.space_data.get("search", {})))

@@ -9,6 +9,7 @@ count as `not started`, so that the counts add up to the sweep's trials.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -81,7 +82,8 @@ def mark_driver(run_dir: str) -> None:
 
 def unmark_driver(run_dir: str) -> None:
     if not is_uri(run_dir):
-        Path(run_dir, DRIVER).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder keeps it: status checks the pid is alive
+            Path(run_dir, DRIVER).unlink(missing_ok=True)
 
 
 def driver_alive(run_dir: str) -> bool:
