@@ -5,10 +5,10 @@ Each table has P pairs of networks (a knob off/on) trained with S seeds. A run's
 the seed's own level cancels in a seed-paired difference, but its effect on the knob's difference
 (the seed sets data order and initialisation, and seed 0 gave the largest difference in 3 of 4
 committed pairs) is shared by every pair, and pairs differ among themselves in what the knob does.
-The per-pair truth is effect + pair_effect (its own seeds are a sample); the overall truth is effect. The tables go through
-`sksearch.results.statistics.compare_knob`, as a sweep's table does, and the script counts how often
-the per-pair and overall 95% intervals cover the true effect (the overall answer's target is the
-effect over the population of pairs), and how often a table with no effect is called "within noise".
+The per-pair truth is effect + pair_effect (its own seeds are a sample); the overall truth is effect.
+The tables go through `sksearch.results.statistics.compare_knob`, as a sweep's table does, and the
+script counts how often the per-pair and overall 95% intervals cover their true effects, and how
+often a table with no effect is called "within noise".
 
     .venv/bin/python benchmarks/calibrate_intervals.py --tables 1000
 """
