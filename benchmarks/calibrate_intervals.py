@@ -68,12 +68,11 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=1000)
     parser.add_argument("--out", help="write the coverage table as CSV here")
     args = parser.parse_args()
-    rows = [
-        coverage(pairs, seeds, effect, regime, args.tables, seed=index)
-        for index, (pairs, seeds, effect, regime) in enumerate(
-            itertools.product((2, 4, 8), (2, 3, 5), (0.0, 2.0), REGIMES)
-        )
-    ]
+    rows = []
+    settings = list(itertools.product((2, 4, 8), (2, 3, 5), (0.0, 2.0), REGIMES))
+    for index, (pairs, seeds, effect, regime) in enumerate(settings):
+        rows.append(coverage(pairs, seeds, effect, regime, args.tables, seed=index))
+        print(f"[{index + 1}/{len(settings)}] {rows[-1]}", flush=True)  # long: show progress
     frame = pd.DataFrame(rows)
     print(frame.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
     inside = frame["overall_coverage"].between(0.93, 0.97)

@@ -273,6 +273,8 @@ def attention_by_scale(
                     "scale": scale,
                     **{f"attention_branch{m}": float(per_image[:, m].mean()) for m in range(attention.shape[1])},
                     "large_branch": large,
+                    "large_kernel": spec.unit.branches[large].label,
+                    "small_kernel": spec.unit.branches[small].label,
                     "attention_small": float(per_image[:, small].mean()),
                     "attention_large": float(per_image[:, large].mean()),
                     "difference": float(difference.mean()),
@@ -336,8 +338,12 @@ def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], sam
 
 
 def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path, title: str = "") -> Path:
-    """Like Fig. 3: larger-minus-smaller kernel attention per SK unit, one line per scale (left),
-    and the deepest unit's per-channel attention of the larger kernel at each scale (right)."""
+    """Like Fig. 3: larger-minus-smaller kernel attention per SK unit, one line per scale, with
+    bars of one std over images (left), and the deepest unit's per-channel attention of the larger
+    kernel at each scale (right). A table without the kernels' names (older analyses) is refused."""
+    missing = [column for column in ("large_branch", "large_kernel", "small_kernel") if column not in units]
+    if missing:
+        raise ConfigError("attention.csv", f"lacks {', '.join(missing)}: run `sksearch attention` again to redraw")
     plt = _pyplot()
     order = list(dict.fromkeys(units["unit"]))
     figure, (axes, detail) = plt.subplots(
@@ -349,9 +355,10 @@ def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path,
                       label=f"{scale:g}x")  # fmt: skip
     axes.axhline(0, color="grey", linewidth=0.8)
     axes.set_xticks(range(len(order)), order, rotation=60, fontsize=7)
-    axes.set_ylabel("attention: larger kernel - smaller kernel")
+    large_kernel, small_kernel = units["large_kernel"].iloc[0], units["small_kernel"].iloc[0]
+    axes.set_ylabel(f"attention of {large_kernel} minus {small_kernel}")
     axes.set_xlabel("SK unit (stage_unit)")
-    axes.set_title("every SK unit, mean over images and channels", fontsize=9)
+    axes.set_title("every SK unit: mean over images and channels; bars: 1 std over images", fontsize=9)
     axes.legend(title="object scale")
     axes.grid(alpha=0.3)
     deepest = order[-1]
@@ -360,7 +367,7 @@ def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path,
     for scale, group in shown.groupby("scale", sort=True):
         detail.plot(group["channel"], group["attention"], linewidth=0.8, label=f"{scale:g}x")
     detail.set_xlabel(f"channel of {deepest}")
-    detail.set_ylabel("attention of the larger kernel")
+    detail.set_ylabel(f"attention of the {large_kernel} branch")
     detail.set_title(f"{deepest}, per channel (mean over images)", fontsize=9)
     detail.legend(title="object scale")
     detail.grid(alpha=0.3)

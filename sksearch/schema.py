@@ -125,16 +125,8 @@ def axis_label(column: str) -> str:
 OBJECTIVE_METRICS = ("top1_err", "top5_err", "train_loss", "gmacs", "params_m", "epoch_time", "images_per_s",
                      "latency_ms", "throughput")  # fmt: skip
 TIMING_METRICS = ("latency_ms", "throughput")  # measured before training, only when a sweep needs them
-FINAL_METRICS = (
-    "top1_err",
-    "top5_err",
-    "train_loss",
-    "best_top1_err",
-    "best_top5_err",
-    "best_epoch",
-    "raw_top1_err",
-    "raw_top5_err",
-)
+FINAL_METRICS = ("top1_err", "top5_err", "train_loss", "best_top1_err", "best_top5_err", "best_epoch", "raw_top1_err",
+                 "raw_top5_err")  # fmt: skip
 RUN_REPORTS = (*TIMING_METRICS, "fvcore_flops", "trained_archid", "trained_params", "trained_macs", "trained_gmacs",
                "images_per_s", "node_id", "resumed_at_epoch")  # fmt: skip
 FRONT_SIZES = range(2, 4)  # a Pareto front of 2 or 3 objectives

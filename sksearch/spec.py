@@ -71,6 +71,11 @@ class Branch:
         return channels if self.groups == DEPTHWISE else int(self.groups)
 
     @property
+    def label(self) -> str:
+        """`3x3 D=2` (dilation shown when there is one), as the paper names its branches."""
+        return f"{self.kernel}x{self.kernel}" + (f" D={self.dilation}" if self.dilation > 1 else "")
+
+    @property
     def receptive_kernel(self) -> int:
         """The kernel size a dilated kernel approximates (3x3 D=2 -> 5), as in Table 6."""
         return self.dilation * (self.kernel - 1) + 1

@@ -2,7 +2,6 @@
 refusals of bad input in one line, storage that is full or read-only, shared stores, damaged plans.
 No Ray here: the sweeps under these faults are in test_sweep_faults."""
 
-import contextlib
 import json
 import os
 import pickle
@@ -28,6 +27,7 @@ from sksearch.search.store import Claim, Record, Store
 from sksearch.table import PLAN
 from sksearch.validation import ConfigError
 from sksearch.yamlfiles import parse_yaml
+from tests.filesystems import small_filesystem
 
 ROOT = Path(__file__).parents[1]
 SPACES = ROOT / "spaces"
@@ -339,20 +339,6 @@ def test_a_damaged_sweep_json_is_rebuilt_from_its_copy(tmp_path, capsys):
 
 
 # -- storage that is full or read-only (a real small filesystem) ---------------------------------
-
-
-@contextlib.contextmanager
-def small_filesystem(path: Path, size_mb: int):
-    """A tmpfs of `size_mb` at `path` (needs root, as CI has; skipped where mounting is not allowed)."""
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
-                             capture_output=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def test_a_full_disk_refuses_a_write_in_one_line_and_leaves_the_old_file_whole(tmp_path):

@@ -21,6 +21,7 @@ import pytest
 from sksearch.search import load_space
 from sksearch.search.store import Store
 from sksearch.table import read_trials
+from tests.filesystems import small_filesystem
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.faults]
 SPACES = Path(__file__).parents[1] / "spaces"
@@ -375,21 +376,6 @@ def test_a_stalled_node_stops_the_driver_with_the_resume_command_and_resume_fini
     output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
     table = read_trials(str(run_dir))
     assert list(table["status"]) == ["completed"] and table["epochs"].iloc[0] == 12, output
-
-
-@contextlib.contextmanager
-def small_filesystem(path, size_mb):
-    """A tmpfs of `size_mb` at `path` (needs root, as CI has; skipped where mounting is not allowed)."""
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 TWO_TRIALS = "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n"
