@@ -514,7 +514,8 @@ def test_a_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_read_only_ve
             process = sksearch_process(*verb, *([] if verb[0] == "store" else [str(run_dir)]))
             answer, _ = process.communicate(timeout=120)
             assert process.returncode == 0 and "Traceback" not in answer, (verb, answer)
-        for verb in (["repair", str(run_dir)], ["table", str(run_dir)], ["extend", str(run_dir)]):
+        for verb in (["repair", str(run_dir)], ["table", str(run_dir)], ["extend", str(run_dir)],
+                     ["replay", str(run_dir)]):  # fmt: skip
             process = sksearch_process(*verb)
             answer, _ = process.communicate(timeout=120)
             assert process.returncode in (2, 5) and answer.count("\n") == 1, (verb, answer)

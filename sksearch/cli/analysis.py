@@ -88,6 +88,7 @@ def _replay_flags(parser: argparse.ArgumentParser) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from sksearch.files import check_writable_folder, is_uri
     from sksearch.search.replay import check_replay, load_table, replay
     from sksearch.search.replay_curves import summary_lines, write_replay
 
@@ -96,6 +97,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     table = load_table(args.run_dirs, args.objectives)
     check_replay(algorithms, args.budget, table)
     out = args.out or str(Path(args.run_dirs[0]) / "replay")
+    if not is_uri(out):
+        check_writable_folder(out, "--out")  # before the replays, not after
     with tqdm(total=len(algorithms) * args.repeats, desc="replays", unit="replay", leave=False) as bar:
         trials = replay(table, algorithms, args.repeats, args.budget, args.workers, progress=bar.update)
     paths = write_replay(out, trials, table, args.budget)
