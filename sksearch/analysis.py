@@ -244,9 +244,10 @@ def attention_by_scale(
     batches: dict[float, torch.Tensor],
     batch_size: int = 64,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per unit and scale: mean attention of each branch and `difference` = the branch with the
+    """Per unit and scale: mean attention of each branch, `difference` = the branch with the
     largest receptive kernel minus the smallest (mean over images and channels, with the std over
-    images); and per channel, the mean attention of every branch."""
+    images) and `departure` = mean |a_k - 1/M| over images, channels and branches (0: no
+    selection); and per channel, the mean attention of every branch."""
     kernels = [branch.receptive_kernel for branch in spec.unit.branches]
     large, small = int(np.argmax(kernels)), int(np.argmin(kernels))
     if large == small:
@@ -279,6 +280,8 @@ def attention_by_scale(
                     "attention_large": float(per_image[:, large].mean()),
                     "difference": float(difference.mean()),
                     "difference_std": float(difference.std()) if len(difference) > 1 else 0.0,
+                    # how far the selection departs from an even split, per image and channel
+                    "departure": float((attention - 1 / attention.shape[1]).abs().mean()),
                     "images": len(attention),
                 }
             )
