@@ -137,6 +137,41 @@ def test_the_proxy_recipe_keeps_every_unit_and_gives_the_stages_large_maps():
     assert tiny().adapt(declared, 8).template == "imagenet"  # smoke keeps the ImageNet stem
 
 
+def test_the_proxy_keeps_an_attention_that_can_select():
+    """At 1/16 width L would scale to 2 and SE's hidden layer to 1 channel: the floor keeps both at 8."""
+    from sksearch.complexity import count
+
+    proxy = RECIPES["proxy"]
+    trained = proxy.adapt(sksearch.preset("sknet50_k3k5_sk"), 8)
+    assert trained.unit.min_dim == 8 and sksearch.preset("sknet50").scaled(0.0625).unit.min_dim == 2
+    assert {trained.unit.attention_dim(stage.width) for stage in trained.stages} == {8}
+    se = proxy.adapt(sksearch.preset("seresnext50_32x4d"), 8)
+    assert se.se_min_dim == 8 and count(se).params > count(se.replace(se_min_dim=1)).params
+    assert sksearch.build(se).stages[0][0].se.fc1.out_channels == 8  # max(16 // 16, 8)
+    full = sksearch.preset("seresnext50_32x4d")
+    assert full.replace(se_min_dim=8).archid != full.archid and full.replace(se=False, se_min_dim=8).archid == \
+        full.replace(se=False).archid  # fmt: skip
+
+
+def test_a_weight_average_is_the_network_reported_and_the_raw_errors_stay_beside_it(tmp_path):
+    result = train("sknet26", tiny(weight_averaging="ema", ema_decay=0.9), tmp_path)
+    assert all({"raw_top1_err", "raw_top5_err"} <= metrics.keys() for metrics in result.history)
+    assert any(m["top1_err"] != m["raw_top1_err"] for m in result.history)  # two networks evaluated
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    _, weights, _ = load_checkpoint(tmp_path / CHECKPOINT)  # the average: what export and attention use
+    assert weights.keys() == state["model"].keys()
+    assert any(not torch.equal(weights[name], state["model"][name]) for name in weights)
+
+    def stop_after_first_epoch(metrics, path):  # exact resume holds with the average too
+        if metrics["epoch"] == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train("sknet26", tiny(weight_averaging="ema", ema_decay=0.9), tmp_path / "two", report=stop_after_first_epoch)
+    resumed = train("sknet26", tiny(weight_averaging="ema", ema_decay=0.9), tmp_path / "two")
+    assert without_timings(resumed.history) == without_timings(result.history)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
