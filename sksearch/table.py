@@ -24,7 +24,7 @@ import pandas as pd
 from sksearch.files import exists, is_uri, join, read_bytes, write_bytes
 from sksearch.schema import FINAL_METRICS, RUN_REPORTS, spec_columns
 from sksearch.spec import NetSpec
-from sksearch.validation import ConfigError
+from sksearch.validation import ConfigError, first_line
 
 TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
@@ -91,9 +91,8 @@ def read_frame(location: str) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(read_bytes(location)))
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
         run_dir = location.rsplit("/", 1)[0]
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(location, f"is damaged ({first}); `sksearch repair {run_dir}` rebuilds it from Ray's "
-                          "records of the trials") from None  # fmt: skip
+        raise ConfigError(location, f"is damaged ({first_line(error)}); `sksearch repair {run_dir}` rebuilds it "
+                          "from Ray's records of the trials") from None  # fmt: skip
 
 
 def write_trials(run_dir: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -30,6 +30,13 @@ class ConfigError(ValueError):
         return ConfigError(f"{file}: {self.path}" if self.path else str(file), self.reason)
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name when it has none), so that a
+    refusal that quotes it stays one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def join_path(prefix: str, path: str) -> str:
     if not prefix:
         return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sksearch.cli.common import verb
 from sksearch.validation import ConfigError
@@ -44,16 +45,9 @@ def cmd_store_ls(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False))
         print(f"{len(frame)} records of {frame['key'].nunique()} keys in {store.location}")
-    _say_unreadable(store)
-    return 0
-
-
-def _say_unreadable(store) -> None:
-    import sys
-
     if store.unreadable:
-        print(f"{len(store.unreadable)} records could not be read and were left out; "
-              f"`sksearch store verify --store {store.location}` lists them", file=sys.stderr)  # fmt: skip
+        print(store.unreadable_note(), file=sys.stderr)
+    return 0
 
 
 def _summary(record) -> dict:

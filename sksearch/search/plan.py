@@ -25,7 +25,7 @@ from sksearch.search.space import Draw, Space
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import store_location
 from sksearch.table import PLAN
-from sksearch.validation import ConfigError, number
+from sksearch.validation import ConfigError, first_line, number
 from sksearch.yamlfiles import read_yaml_file
 
 DEFAULT_STORAGE = "results"
@@ -326,9 +326,4 @@ def _parse_plan(location: str) -> SweepPlan:
     except OSError as error:
         raise ConfigError(location, f"cannot be read ({error.strerror or error})") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(location, f"unreadable sweep plan ({_one_line(error)})") from None
-
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        raise ConfigError(location, f"unreadable sweep plan ({first_line(error)})") from None

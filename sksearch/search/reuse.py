@@ -31,7 +31,7 @@ class Answered:
     rows: list[dict[str, Any]]  # results-table rows of the cases the store answered
     history: list[dict[str, Any]]  # their per-epoch history, under the new trial ids
     to_run: list[Case]  # the cases left to train
-    unreadable: int = 0  # store records that could not be read (skipped)
+    unreadable: str = ""  # the store's note on records it could not read (none: "")
 
 
 def grid_cases(plan: SweepPlan) -> list[Case]:
@@ -57,7 +57,7 @@ def answer_from_store(plan: SweepPlan, cases: list[Case]) -> Answered:
         row = _reused_row(plan, case, candidate, recipe, record, trial_id)
         rows.append(_with_timing(plan, row, candidate, recipe, store) if plan.timed else row)
         history.extend({**epoch, "trial_id": trial_id} for epoch in record.history)
-    return Answered(rows, history, to_run, len(store.unreadable))
+    return Answered(rows, history, to_run, store.unreadable_note())
 
 
 def _with_timing(plan: SweepPlan, row: dict[str, Any], candidate: Candidate, recipe: Recipe, store: Store) -> dict:

@@ -181,8 +181,7 @@ def run_sweep(
     grid = plan.space.search.algorithm in ("grid", "random")
     answered = answer_from_store(plan, grid_cases(plan) if grid else [])
     if answered.unreadable:
-        print(f"{answered.unreadable} store records could not be read and were skipped; `sksearch store verify "
-              f"--store {plan.store_location}` lists them", file=sys.stderr)  # fmt: skip
+        print(answered.unreadable, file=sys.stderr)
     if grid and not answered.to_run:
         return _write_start(plan, answered)
     connect(address, num_cpus, quiet=not progress)

@@ -26,7 +26,7 @@ from typing import Any
 from sksearch.files import StorageError, exists, is_uri, join, read_bytes, write_bytes
 from sksearch.recipes import RUN_ONLY_FIELDS, TRAINER_VERSION, Recipe
 from sksearch.spec import NetSpec
-from sksearch.validation import ConfigError
+from sksearch.validation import ConfigError, first_line
 
 # Record statuses a later request can be answered from: the trial ran to its last epoch or ended
 # itself (a diverged network diverges again); `stopped` answers requests for as many epochs as it ran.
@@ -69,11 +69,6 @@ class Record:
         return cls(key=data["key"], row=data["row"], history=tuple(data["history"]))
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
@@ -113,8 +108,15 @@ class Store:
             try:
                 found.append(dataclasses.replace(Record.from_json(read_bytes(location).decode()), location=location))
             except (OSError, ValueError, KeyError, TypeError) as error:
-                self.unreadable[location] = _first_line(error)
+                self.unreadable[location] = first_line(error)
         return found
+
+    def unreadable_note(self) -> str:
+        """One line saying how many records could not be read ("" when none), and how to list them."""
+        if not self.unreadable:
+            return ""
+        return (f"{len(self.unreadable)} records could not be read and were left out; "
+                f"`sksearch store verify --store {self.location}` lists them")  # fmt: skip
 
     def stored_keys(self) -> list[str]:
         return sorted(posixpath.basename(path.rstrip("/")) for path in self._list(self.location, folders=True))
