@@ -100,8 +100,7 @@ def paired_summary(
     if exact and n:
         return {**base, **_exact(mean)}
     if n < 2:
-        no_interval = dict.fromkeys(("diff_std", "ci_low", "ci_high", "df", "p_value"), math.nan)
-        return {**base, **no_interval, "resolved": None, "exact": False}
+        return {**base, **_no_interval()}
     std = float(values.std(ddof=1))
     return {
         **base,
@@ -128,8 +127,7 @@ def crossed_summary(
     if exact:  # the mean over the pairs is all there is to it
         return {**counts, **_exact(mean)}
     if seeds < 2:
-        no_interval = dict.fromkeys(("diff_std", "ci_low", "ci_high", "df", "p_value"), math.nan)
-        return {**counts, **no_interval, "resolved": None, "exact": False}
+        return {**counts, **_no_interval()}
     ms_pair, ms_seed, ms_error = _mean_squares(values)
     terms = [(ms_pair, pairs - 1, 1.0), (ms_seed, seeds - 1, 1.0), (ms_error, (pairs - 1) * (seeds - 1), -1.0)]
     combined = ms_pair + ms_seed - ms_error
@@ -164,6 +162,12 @@ def _seeds_crossed(effect: float, floor: float, per_seed: float, power: float = 
         return None
     needed = max(2, math.ceil(per_seed / room))
     return needed if needed <= MAX_SEEDS else None
+
+
+def _no_interval() -> dict[str, Any]:
+    """One seed: no spread, so no interval and no verdict."""
+    return {**dict.fromkeys(("diff_std", "ci_low", "ci_high", "df", "p_value"), math.nan), "resolved": None,
+            "exact": False}  # fmt: skip
 
 
 def _exact(difference: float) -> dict[str, Any]:

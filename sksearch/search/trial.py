@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 
 from sksearch.complexity import count
@@ -21,8 +20,9 @@ from sksearch.files import join, read_bytes
 from sksearch.recipes import Recipe
 from sksearch.schema import FINAL_METRICS, RUN_REPORTS
 from sksearch.search.plan import SweepPlan
-from sksearch.search.store import Record, Store, checkpoint_exists, trial_claim, trial_key
-from sksearch.train import CHECKPOINT, TrialResult, train
+from sksearch.search.store import Claim, Record, Store, checkpoint_exists, trial_claim, trial_key
+from sksearch.train import CHECKPOINT, TrialResult, read_checkpoint, train
+from sksearch.validation import ConfigError
 
 
 def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
@@ -50,7 +50,8 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
         if broken:  # not trained: the network is too slow on this device
             _Reporter(static, recipe.epochs, _tune_report).fail(0, broken)
             return
-    answered = _claim_or_answer(plan, candidate.spec, recipe)
+    claim = trial_claim(plan.store_location, plan.name, candidate.spec, recipe, tune.get_context().get_trial_id())
+    answered = _claim_or_answer(plan, claim, trial_key(candidate.spec, recipe), recipe.epochs)
     if answered is not None:  # another sweep sharing the store trained it while this one waited
         _report_stored(answered, static)
         return
@@ -64,7 +65,6 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
             note = _continue_stored(workdir, plan, candidate.spec, recipe) or note
         if note:
             static["reason"] = note
-        claim = trial_claim(plan.store_location, plan.name, candidate.spec, recipe, tune.get_context().get_trial_id())
 
         def report_and_renew(payload: dict[str, Any], checkpoint: Path | None) -> None:
             claim.renew()
@@ -80,15 +80,14 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
 CLAIM_POLL_S = 2.0
 
 
-def _claim_or_answer(plan: SweepPlan, spec, recipe: Recipe) -> Record | None:
-    """Claim the key before training it; while another sweep's trial holds it, wait for that
-    trial's record and return it (None: this trial trains). Without `plan.reuse`, no waiting."""
+def _claim_or_answer(plan: SweepPlan, claim: Claim, key: str, epochs: int) -> Record | None:
+    """Take the claim on `key` before training it; while another sweep's trial holds it, wait for
+    that trial's record and return it (None: this trial trains). Without `plan.reuse`, no waiting."""
     if not plan.reuse:
         return None
-    store, key = Store(plan.store_location), trial_key(spec, recipe)
-    claim = trial_claim(plan.store_location, plan.name, spec, recipe, tune.get_context().get_trial_id())
+    store = Store(plan.store_location)
     while True:
-        record = store.answer(key, recipe.epochs)
+        record = store.answer(key, epochs)
         if record is not None:
             return record
         if claim.try_take():
@@ -103,19 +102,17 @@ def _report_stored(record: Record, static: dict[str, Any]) -> None:
     final = {name: row.get(name) for name in (*FINAL_METRICS, *RUN_REPORTS) if row.get(name) is not None}
     reason = f"answered from the store: trial {record.source} (another sweep trained it while this one waited)"
     for epoch in history[:-1]:
-        tune.report({**static, **epoch, "status": "running"})
+        _tune_report({**static, **epoch, "status": "running"}, None)
     last = {**(history[-1] if history else {}), **final, "epoch": row.get("epochs")}
     payload = {**static, **last, "status": row.get("status"), "reason": reason}
     checkpoint = row.get("checkpoint")
-    if isinstance(checkpoint, str) and checkpoint and record.row.get("status") != "failed":
-        folder = Path(tempfile.mkdtemp(prefix="sksearch-ckpt-"))
-        try:
-            (folder / CHECKPOINT).write_bytes(read_bytes(join(checkpoint, CHECKPOINT)))
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(str(folder)))
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-    else:
-        tune.report(payload)
+    if not isinstance(checkpoint, str) or not checkpoint or row.get("status") == "failed":
+        _tune_report(payload, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="sksearch-stored-") as folder:
+        local = Path(folder) / CHECKPOINT  # the stored checkpoint may sit at a URI
+        local.write_bytes(read_bytes(join(checkpoint, CHECKPOINT)))
+        _tune_report(payload, local)
 
 
 def _restore_into(workdir: Path, restored) -> str:
@@ -143,9 +140,9 @@ def _restore_into(workdir: Path, restored) -> str:
 def _readable(checkpoint: Path) -> bool:
     """Whether a checkpoint file loads (one cut short by a full disk does not)."""
     try:
-        torch.load(checkpoint, map_location="cpu", weights_only=True)
+        read_checkpoint(checkpoint)
         return True
-    except Exception:  # torch raises several kinds for a damaged file
+    except ConfigError:
         return False
 
 
