@@ -304,6 +304,18 @@ def test_a_claim_is_held_by_one_trial_until_released_or_abandoned(tmp_path):
     assert [r for r in store] == []  # a claim is not a record
 
 
+def test_a_resumed_trial_is_not_answered_by_its_own_record(tmp_path):
+    """A driver killed after a trial's record was written but before Ray noted the trial finished
+    reruns it on resume: its own record must not answer it as if another sweep had trained it
+    (that would report its epochs a second time); another trial's record still does."""
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    store = Store(str(tmp_path / "store"))
+    store.put(record(sweep="smoke", trial_id="t1", checkpoint=str(checkpoint)))
+    assert store.answer("k-f-s0", 3, besides="smoke/t1") is None
+    assert store.answer("k-f-s0", 3, besides="other/t1").source == "smoke/t1"
+
+
 # -- history: one trial, one epoch, one row ----------------------------------------------------
 
 

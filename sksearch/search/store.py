@@ -125,14 +125,16 @@ class Store:
         for key in self.stored_keys():
             yield from self.records(key)
 
-    def answer(self, key: str, epochs: int) -> Record | None:
+    def answer(self, key: str, epochs: int, besides: str = "") -> Record | None:
         """The record that answers a request for `epochs` epochs of `key`: one that ran to the end
         or ended itself, or was stopped after at least `epochs`, and whose checkpoint still exists
-        (a vanished checkpoint means the entry is treated as absent); the one with the most epochs."""
+        (a vanished checkpoint means the entry is treated as absent); the one with the most epochs.
+        `besides` names a source (`<sweep>/<trial id>`) whose own record does not count."""
         usable = [
             record
             for record in self.records(key)
-            if record.row.get("status") in REUSABLE
+            if record.source != besides
+            and record.row.get("status") in REUSABLE
             and (record.row.get("status") != "stopped" or int(record.row.get("epochs") or 0) >= epochs)
             and checkpoint_exists(record)
         ]

@@ -82,12 +82,14 @@ CLAIM_POLL_S = 2.0
 
 def _claim_or_answer(plan: SweepPlan, claim: Claim, key: str, epochs: int) -> Record | None:
     """Take the claim on `key` before training it; while another sweep's trial holds it, wait for
-    that trial's record and return it (None: this trial trains). Without `plan.reuse`, no waiting."""
+    that trial's record and return it (None: this trial trains). Without `plan.reuse`, no waiting.
+    The trial's own record (written before a killed driver could note it finished) is no answer:
+    resumed, the trial goes on from its checkpoint as any retried trial does."""
     if not plan.reuse:
         return None
     store = Store(plan.store_location)
     while True:
-        record = store.answer(key, epochs)
+        record = store.answer(key, epochs, besides=claim.holder)
         if record is not None:
             return record
         if claim.try_take():
