@@ -62,6 +62,7 @@ def _drawn(figure) -> list[dict]:
                 "xlabel": axes.get_xlabel(),
                 "ylabel": axes.get_ylabel(),
                 "legend": [text.get_text() for text in legend.get_texts()] if legend else [],
+                "legend_title": legend.get_title().get_text() if legend else "",
                 "labels": [text.get_text() for text in axes.texts],  # text placed on the plot (point names)
             }
         )
@@ -301,20 +302,45 @@ def attention_by_scale(
     return pd.DataFrame(units), pd.concat(channels, ignore_index=True)
 
 
-def synthetic_batches(spec: NetSpec, recipe: dict, scales: Sequence[float], samples: int, seed: int | None = None):
+def synthetic_batches(
+    spec: NetSpec,
+    recipe: dict,
+    scales: Sequence[float],
+    samples: int,
+    seed: int | None = None,
+    fixed_sizes: bool = False,
+):
+    """The images of `synthetic_sets`, one batch per scale."""
+    sets = synthetic_sets(spec, recipe, scales, samples, seed, fixed_sizes)
+    return {scale: dataset.images.float() for scale, dataset in sets.items()}
+
+
+def synthetic_sets(
+    spec: NetSpec,
+    recipe: dict,
+    scales: Sequence[float],
+    samples: int,
+    seed: int | None = None,
+    fixed_sizes: bool = False,
+):
     """The synthetic validation images the network was evaluated on (the recipe's data seed, unless
-    `seed` picks others), re-rendered with the objects enlarged by each scale."""
+    `seed` picks others), re-rendered with the objects enlarged by each scale. With `fixed_sizes`,
+    every object of a set has one size instead: the scale in units of the smallest object the
+    recipe trains on (so 1..high/low spans the trained sizes), which separates size from the spread
+    of sizes within a batch."""
     from sksearch.data import SyntheticShapes
 
+    low, high = tuple(recipe.get("scale_range", (1.0, 3.0)))
     base = SyntheticShapes(
         samples,
         num_classes=spec.num_classes,
         image_size=spec.input_size,
-        scale_range=tuple(recipe.get("scale_range", (1.0, 3.0))),
+        scale_range=(high, high) if fixed_sizes else (low, high),  # (high, high): every object the largest
         seed=recipe.get("data_seed", 0) if seed is None else seed,
         split="val",
     )
-    return {scale: base.enlarged(scale).images.float() for scale in scales}
+    factor = low / high if fixed_sizes else 1.0
+    return {scale: base.enlarged(scale * factor) for scale in scales}
 
 
 def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], samples: int):
@@ -340,7 +366,9 @@ def folder_batches(root: str | Path, spec: NetSpec, scales: Sequence[float], sam
     return {scale: enlarge_by_cropping(images, scale) for scale in scales}
 
 
-def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path, title: str = "") -> Path:
+def plot_attention(
+    units: pd.DataFrame, channels: pd.DataFrame, out: str | Path, title: str = "", scale_name: str = "object scale"
+) -> Path:
     """Like Fig. 3: larger-minus-smaller kernel attention per SK unit, one line per scale, with
     bars of one std over images (left), and the deepest unit's per-channel attention of the larger
     kernel at each scale (right). A table without the kernels' names (older analyses) is refused."""
@@ -362,7 +390,7 @@ def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path,
     axes.set_ylabel(f"attention of {large_kernel} minus {small_kernel}")
     axes.set_xlabel("SK unit (stage_unit)")
     axes.set_title("every SK unit: mean over images and channels; bars: 1 std over images", fontsize=9)
-    axes.legend(title="object scale")
+    axes.legend(title=scale_name)
     axes.grid(alpha=0.3)
     deepest = order[-1]
     large = int(units[units["unit"] == deepest]["large_branch"].iloc[0])
@@ -372,15 +400,17 @@ def plot_attention(units: pd.DataFrame, channels: pd.DataFrame, out: str | Path,
     detail.set_xlabel(f"channel of {deepest}")
     detail.set_ylabel(f"attention of the {large_kernel} branch")
     detail.set_title(f"{deepest}, per channel (mean over images)", fontsize=9)
-    detail.legend(title="object scale")
+    detail.legend(title=scale_name)
     detail.grid(alpha=0.3)
     if title:
         figure.suptitle(title, fontsize=9)
     return _save(figure, out)
 
 
-def write_attention(units: pd.DataFrame, channels: pd.DataFrame, out_dir: str | Path, title: str = "") -> list[Path]:
+def write_attention(
+    units: pd.DataFrame, channels: pd.DataFrame, out_dir: str | Path, title: str = "", scale_name: str = "object scale"
+) -> list[Path]:
     out_dir = Path(out_dir)
     csv = atomic_write_text(out_dir / "attention.csv", units.to_csv(index=False))
     table = atomic_write(out_dir / "attention_channels.parquet", lambda temporary: channels.to_parquet(temporary))
-    return [csv, table, plot_attention(units, channels, out_dir / "attention.png", title)]
+    return [csv, table, plot_attention(units, channels, out_dir / "attention.png", title, scale_name)]

@@ -426,6 +426,25 @@ def test_attention_analysis_on_a_trained_sk_model(tmp_path, capsys):
         out / "attention.png"
     )
     assert "SK_3_1" in capsys.readouterr().out
+    sizes = ["--object-sizes", "--scales", "1,3", "--samples", "8", "--out", str(tmp_path / "sizes")]
+    assert main(["attention", str(tmp_path / "trial"), *sizes]) == 0
+    overview, _ = drawn(tmp_path / "sizes" / "attention.png")
+    assert overview["legend"] == ["1x", "3x"] and overview["legend_title"] == "object size (x smallest trained)"
+    assert "every object at scale x the smallest trained size" in title(tmp_path / "sizes" / "attention.png")
+
+
+def test_object_sizes_draw_every_object_of_a_batch_at_one_size():
+    """--object-sizes: scale 1 is the smallest object the recipe trains on, high/low its largest."""
+    from sksearch.analysis import synthetic_sets
+    from sksearch.data import MAX_RADIUS
+    from sksearch.presets import preset
+
+    spec = preset("sknet26", input_size=32, num_classes=8)
+    sets = synthetic_sets(spec, {"scale_range": [1.5, 6.0]}, [1.0, 4.0], 16, fixed_sizes=True)
+    assert sets[1.0].radii.tolist() == pytest.approx([MAX_RADIUS * 1.5 / 6.0] * 16)
+    assert sets[4.0].radii.tolist() == pytest.approx([MAX_RADIUS] * 16)
+    spread = synthetic_sets(spec, {"scale_range": [1.5, 6.0]}, [1.0], 64)[1.0].radii
+    assert spread.min() >= MAX_RADIUS * 0.25 - 1e-6 and spread.max() - spread.min() > 0.2  # as trained
 
 
 @pytest.mark.parametrize("verb", [["train", "sknet26"], ["export", "{sweep}", "--pareto"], ["attention", "{sweep}"]])
@@ -445,6 +464,8 @@ def test_attention_needs_a_model_and_sane_scales(tmp_path, capsys):
     assert "some.yaml: is not a readable sksearch checkpoint" in capsys.readouterr().err
     assert main(["attention", str(tmp_path), "--scales", "1,-2"]) == 2
     assert "--scales: must be positive" in capsys.readouterr().err
+    assert main(["attention", str(tmp_path), "--object-sizes", "--data-root", str(tmp_path)]) == 2
+    assert "--object-sizes: draws synthetic objects" in capsys.readouterr().err
 
 
 def test_every_column_has_one_meaning(sweep_dir):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sksearch.cli.common import float_list, out_folder, positive_int, verb
 from sksearch.cli.results import front_objectives
+from sksearch.validation import ConfigError
 
 
 def _plot_flags(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +39,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _attention_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="an export folder, a checkpoint.pt, or a folder holding one")
     parser.add_argument("--scales", default="1.0,1.5,2.0", help="object scales, comma-separated (1.0: as trained)")
+    parser.add_argument(
+        "--object-sizes",
+        action="store_true",
+        help="synthetic only: draw every object of a scale at one size, the scale times the smallest trained "
+        "object (1 to the recipe's scale_range high/low spans the trained sizes), instead of enlarging them",
+    )
     parser.add_argument("--samples", type=positive_int, default=256, help="images per scale")
     parser.add_argument("--data-root", help="an ImageFolder tree to use instead of the synthetic set")
     parser.add_argument(
@@ -51,11 +58,13 @@ def cmd_attention(args: argparse.Namespace) -> int:
     from sksearch.analysis import attention_by_scale, folder_batches, load_model, synthetic_batches, write_attention
 
     scales = float_list(args.scales, "--scales", positive=True)
+    if args.object_sizes and args.data_root:
+        raise ConfigError("--object-sizes", "draws synthetic objects: an ImageFolder's objects have their own sizes")
     model, spec, recipe = load_model(args.source)
     if args.data_root:
         batches = folder_batches(args.data_root, spec, scales, args.samples)
     else:
-        batches = synthetic_batches(spec, recipe, scales, args.samples, seed=args.seed)
+        batches = synthetic_batches(spec, recipe, scales, args.samples, seed=args.seed, fixed_sizes=args.object_sizes)
     units, channels = attention_by_scale(model, spec, batches)
     out = Path(
         args.out or (Path(args.source) if Path(args.source).is_dir() else Path(args.source).parent) / "attention"
@@ -64,9 +73,13 @@ def cmd_attention(args: argparse.Namespace) -> int:
         data = f"ImageFolder {args.data_root}, centre-cropped to 1/scale"
     else:
         seed = recipe.get("data_seed", 0) if args.seed is None else args.seed
-        data = f"synthetic images (data seed {seed}), objects enlarged by each scale"
+        drawn = "objects enlarged by each scale"
+        if args.object_sizes:
+            drawn = "every object at scale x the smallest trained size"
+        data = f"synthetic images (data seed {seed}), {drawn}"
     title = f"{Path(args.source).name} (archid {spec.archid}): {data}; {args.samples} images per scale"
-    paths = write_attention(units, channels, out, title)
+    scale_name = "object size (x smallest trained)" if args.object_sizes else "object scale"
+    paths = write_attention(units, channels, out, title, scale_name)
     pivot = units.pivot(index="unit", columns="scale", values="difference").loc[list(dict.fromkeys(units["unit"]))]
     print("attention of the larger kernel minus the smaller, per SK unit and object scale:")
     print(pivot.to_string(float_format=lambda v: f"{v:+.4f}"))
