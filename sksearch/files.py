@@ -7,6 +7,7 @@ StorageError: one line that names the path and what it needs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -156,3 +157,43 @@ def exists(location: str) -> bool:
 
     filesystem, path = _filesystem(location)
     return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def listing(location: str, folders: bool = False) -> list[str]:
+    """The files (or folders) in a folder or URI prefix, sorted, hidden ones (".name") left out;
+    [] for one that does not exist."""
+    if not exists(location):
+        return []
+    import pyarrow.fs
+
+    filesystem, path = _filesystem(location) if is_uri(location) else (pyarrow.fs.LocalFileSystem(), location)
+    infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path))
+    kind = pyarrow.fs.FileType.Directory if folders else pyarrow.fs.FileType.File
+    chosen = sorted(info.path for info in infos if info.type == kind and not info.base_name.startswith("."))
+    if is_uri(location):
+        scheme = location.split("://", 1)[0]
+        return [f"{scheme}://{path}" if not path.startswith(f"{scheme}://") else path for path in chosen]
+    return chosen
+
+
+def delete_file(location: str) -> None:
+    """Delete one file or object; a failure is a StorageError."""
+    if is_uri(location):
+        filesystem, path = _filesystem(location)
+        filesystem.delete_file(path)
+        return
+    try:
+        os.unlink(location)
+    except OSError as error:
+        raise StorageError.of(error, location) from None
+
+
+def delete_empty_folder(location: str) -> None:
+    """Delete a folder (or URI prefix) if it is empty; left alone when it is not or cannot be."""
+    with contextlib.suppress(OSError):  # e.g. another writer's file is arriving
+        if is_uri(location):
+            filesystem, path = _filesystem(location)
+            if not listing(location):
+                filesystem.delete_dir(path)
+        else:
+            os.rmdir(location)

@@ -7,7 +7,8 @@ the channels and the input so that an ImageNet-scale space (Tables 6/7) runs on 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +174,18 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return recipe_from(changes, base=self)
+
+
+def recipe_identity(recipe_json: Any, ignore: Sequence[str] = ()) -> str:
+    """What a results row's recipe trains, without its seed: its JSON less the seed, the fields that
+    only say how a run goes (RUN_ONLY_FIELDS) and `ignore`d ones (knobs a sweep varies). Fronts
+    average seeds, and comparisons pair runs, within one identity; "" for a row without a recipe."""
+    if not isinstance(recipe_json, str) or not recipe_json:
+        return ""
+    data = json.loads(recipe_json)
+    for name in ("seed", *RUN_ONLY_FIELDS, *ignore):
+        data.pop(name, None)
+    return json.dumps(data, sort_keys=True)
 
 
 def _check_scale_range(scales: Any) -> None:

@@ -261,6 +261,16 @@ def parse_objectives(
     return objectives
 
 
+def objective_signs(objectives: Sequence[tuple[str, str]]) -> np.ndarray:
+    """+1 for an objective minimised, -1 for one maximised: values times signs are all minimised."""
+    return np.array([1.0 if mode == "min" else -1.0 for _, mode in objectives])
+
+
+def optuna_directions(objectives: Sequence[tuple[str, str]]) -> list[str]:
+    """The objectives' directions as Optuna names them."""
+    return ["minimize" if mode == "min" else "maximize" for _, mode in objectives]
+
+
 def _objective(item: Any, path: str, frame: pd.DataFrame | None) -> tuple[str, str]:
     name, _, mode = str(item).strip().partition(":")
     mode = mode or "min"

@@ -11,12 +11,10 @@ metrics are blank, since its last epoch is not a result, and `epochs` says how f
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -130,23 +128,16 @@ def damaged_tables(run_dir: str) -> list[str]:
 
 
 def ray_trial_states(run_dir: str) -> dict[str, str]:
-    """{trial id: pending, running, paused, finished or error} from Ray's last saved experiment state."""
-    if is_uri(run_dir):
-        return {}
-    files = sorted(glob.glob(os.path.join(run_dir, "experiment_state-*.json")))
-    if not files:
-        return {}
+    """{trial id: pending, running, paused, finished or error} from Ray's last saved experiment
+    state, read through Ray's public ExperimentAnalysis; {} when there is none or it is damaged."""
+    from ray.tune import ExperimentAnalysis
+
+    names = {"terminated": "finished"}
     try:
-        state = json.loads(Path(files[-1]).read_text())
-    except (OSError, ValueError):
-        return {}  # Ray rewrites it as it runs; its own resume says so if it is damaged
-    names = {"terminated": "finished", "error": "error"}
-    trials = {}
-    for entry in state.get("trial_data", []):
-        trial_json = json.loads(entry[0]) if isinstance(entry, list) else entry
-        status = str(trial_json.get("status", "")).lower()
-        trials[str(trial_json.get("trial_id"))] = names.get(status, status)
-    return trials
+        trials = ExperimentAnalysis(run_dir if is_uri(run_dir) else os.path.abspath(run_dir)).trials
+    except Exception:  # no state (yet), or one Ray is rewriting: its own resume says if it is damaged
+        return {}
+    return {trial.trial_id: names.get(trial.status.lower(), trial.status.lower()) for trial in trials}
 
 
 def read_complete_trials(run_dir: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pytest
 
 import sksearch
 from benchmarks.calibrate_intervals import coverage
+from sksearch.recipes import RECIPES
 from sksearch.results import compare, load_results, paper_table, rank_agreement, render_paper_table
 from sksearch.results.statistics import (
     CROSSED_MODEL,
@@ -127,7 +128,7 @@ def table7_frame(errors, recipe="proxy"):
             rows.append({
                 "trial_id": f"t{len(rows)}", "status": "completed", "archid": sksearch.preset(presets[branches, attention]).archid,
                 "branches": branches, "attention": attention, "seed": seed, "top1_err": error, "gmacs": 4.4, "params_m": 27.5,
-                "recipe": recipe, "recipe_json": json.dumps({"name": recipe, "seed": seed}),
+                "recipe": recipe, "recipe_json": json.dumps({"name": recipe, "seed": seed, "epochs": RECIPES[recipe].epochs}),
             })  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
 import moocore
 import numpy as np
 import pandas as pd
 
-from sksearch.schema import FRONT_SIZES, network_names, parse_objectives, results_of
+from sksearch.recipes import recipe_identity
+from sksearch.schema import FRONT_SIZES, network_names, objective_signs, parse_objectives, results_of
 
 Objectives = Sequence[tuple[str, str]]
 
@@ -22,7 +21,7 @@ def seed_means(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
     usable = results_of(frame).dropna(subset=names).copy()
     if usable.empty:
         return usable
-    usable["recipe_key"] = usable.get("recipe_json", pd.Series("", index=usable.index)).map(_without_seed)
+    usable["recipe_key"] = usable.get("recipe_json", pd.Series("", index=usable.index)).map(recipe_identity)
     grouped = usable.groupby(["archid", "recipe_key"], sort=False)
     points = grouped.first().reset_index()
     for name in names:
@@ -34,16 +33,8 @@ def seed_means(frame: pd.DataFrame, objectives: Objectives) -> pd.DataFrame:
     return points.drop(columns=["recipe_key"])
 
 
-def _without_seed(recipe_json: Any) -> str:
-    if not isinstance(recipe_json, str) or not recipe_json:
-        return ""
-    data = json.loads(recipe_json)
-    data.pop("seed", None)
-    return json.dumps(data, sort_keys=True)
-
-
 def as_minimised(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
-    return np.column_stack([frame[name].to_numpy(float) * (1 if mode == "min" else -1) for name, mode in objectives])
+    return np.column_stack([frame[name].to_numpy(float) for name, _ in objectives]) * objective_signs(objectives)
 
 
 def non_dominated(values: np.ndarray) -> np.ndarray:
@@ -72,19 +63,19 @@ def default_reference(frame: pd.DataFrame, objectives: Objectives) -> list[float
     values = as_minimised(seed_means(frame, objectives), objectives)
     worst, best = values.max(axis=0), values.min(axis=0)
     margin = np.where(worst > best, 0.1 * (worst - best), np.maximum(np.abs(worst) * 0.1, 1e-9))
-    return [float(v * (1 if mode == "min" else -1)) for v, (_, mode) in zip(worst + margin, objectives, strict=True)]
+    return [float(v) for v in (worst + margin) * objective_signs(objectives)]
 
 
 def hypervolume(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> float:
     """The volume the front dominates, bounded by `reference` (in each objective's own units)."""
-    signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
-    return minimised_hypervolume(as_minimised(front, objectives), np.asarray(reference, dtype=float) * signs)
+    bound = np.asarray(reference, dtype=float) * objective_signs(objectives)
+    return minimised_hypervolume(as_minimised(front, objectives), bound)
 
 
 def within_reference(front: pd.DataFrame, objectives: Objectives, reference: Sequence[float]) -> np.ndarray:
     """Which points are better than `reference` in every objective: only they add hypervolume."""
-    signs = np.array([1 if mode == "min" else -1 for _, mode in objectives])
-    return np.all(as_minimised(front, objectives) < np.asarray(reference, dtype=float) * signs, axis=1)
+    bound = np.asarray(reference, dtype=float) * objective_signs(objectives)
+    return np.all(as_minimised(front, objectives) < bound, axis=1)
 
 
 def minimised_hypervolume(points: np.ndarray, bound: np.ndarray) -> float:

@@ -19,7 +19,6 @@ calibrate_intervals.py measures its coverage on simulated tables (benchmarks/RES
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sksearch.recipes import recipe_identity
 from sksearch.schema import seed_free
 from sksearch.validation import ConfigError
 
@@ -244,20 +244,6 @@ def with_holm(table: pd.DataFrame) -> pd.DataFrame:
 # -- comparing the networks of a sweep that differ in one knob ---------------------------------------
 
 
-# Recipe fields that say where a run trained, not how: runs that differ only in them compare.
-PLACEMENT_FIELDS = ("threads", "workers", "device")
-
-
-def recipe_key(recipe_json: Any, ignore: Sequence[str] = ()) -> str:
-    """A recipe's fingerprint without its seed and placement (and `ignore`d fields, e.g. swept ones)."""
-    if not isinstance(recipe_json, str) or not recipe_json:
-        return ""
-    data = json.loads(recipe_json)
-    for name in ("seed", *PLACEMENT_FIELDS, *ignore):
-        data.pop(name, None)
-    return json.dumps(data, sort_keys=True)
-
-
 def _ordered_values(values: pd.Series) -> list[Any]:
     """Booleans as (False, True), so that a difference reads "with minus without"; others sorted."""
     distinct = list(pd.unique(values.dropna()))
@@ -336,7 +322,7 @@ def _comparison_row(pair: str, knob: str, value_a: Any, value_b: Any, metric: st
 
 def check_single_recipe(frame: pd.DataFrame, swept: Sequence[str]) -> None:
     """Refuse to compare runs trained under different recipes (beyond the seed and swept knobs)."""
-    keys = frame["recipe_json"].map(lambda text: recipe_key(text, swept)) if "recipe_json" in frame else None
+    keys = frame["recipe_json"].map(lambda text: recipe_identity(text, swept)) if "recipe_json" in frame else None
     if keys is not None and keys.nunique() > 1:
         names = sorted(set(frame.get("recipe", pd.Series(["?"])).astype(str)))
         detail = f"recipes {', '.join(names)}" if len(names) > 1 else f"differently configured {names[0]} recipes"

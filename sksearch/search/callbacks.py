@@ -13,13 +13,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from ray.tune import Callback, ExperimentAnalysis, TuneError
+from ray.tune import Callback, TuneError
 
 from sksearch.files import check_free_space, is_uri, join, read_bytes
 from sksearch.schema import best_trials, network_names
 from sksearch.search.plan import SweepPlan
 from sksearch.search.store import Record, Store, trial_claim, trial_key
-from sksearch.table import HISTORY_COLUMNS, read_history, read_trials, trial_row, write_history, write_trials
+from sksearch.table import (
+    HISTORY_COLUMNS,
+    ray_trial_states,
+    read_history,
+    read_trials,
+    trial_row,
+    write_history,
+    write_trials,
+)
 from sksearch.validation import ConfigError
 
 
@@ -107,12 +115,12 @@ class TableCallback(Callback):
         finished when it ended in this driver, has a row from an earlier one, or Ray saved it so."""
         self._follow(trials)
         self._load()
-        saved = saved_statuses(self.run_dir)
+        saved = ray_trial_states(self.run_dir)
         recorded = set(self.rows) | set(read_trials(self.run_dir).get("trial_id", []))
 
         def finished(trial) -> bool:
             ended = trial.trial_id in self.ended or trial.trial_id in recorded
-            return ended or saved.get(trial.trial_id) in ("TERMINATED", "ERROR")
+            return ended or saved.get(trial.trial_id) in ("finished", "error")
 
         self.reconcile(trials, finished)
 
@@ -188,14 +196,6 @@ def _error_line(trial) -> str:
 
 
 _RAISED = re.compile(r"(?P<name>[\w.]*(?:Error|Exception|Interrupt)): (?P<message>.+)")
-
-
-def saved_statuses(run_dir: str) -> dict[str, str]:
-    """Each trial's status in the run's saved Ray Tune state (empty when it cannot be read)."""
-    try:
-        return {trial.trial_id: trial.status for trial in ExperimentAnalysis(run_dir).trials}
-    except Exception:  # no state (yet) or a damaged one: every terminated trial counts as finished
-        return {}
 
 
 def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:

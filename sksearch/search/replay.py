@@ -36,7 +36,7 @@ import pandas as pd
 from sksearch.files import join, read_bytes
 from sksearch.results.fronts import default_reference, minimised_hypervolume
 from sksearch.results.tables import load_results
-from sksearch.schema import parse_objectives
+from sksearch.schema import objective_signs, optuna_directions, parse_objectives
 from sksearch.search.knobs import Knob
 from sksearch.search.space import Space
 from sksearch.search.spacefile import parse_space
@@ -83,7 +83,7 @@ class Table:
     total_epochs: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.signs = np.array([1.0 if mode == "min" else -1.0 for _, mode in self.objectives])
+        self.signs = objective_signs(self.objectives)
         self.total_seconds = float(sum(network.epoch_seconds.sum() for network in self.networks))
         self.total_epochs = sum(network.epochs for network in self.networks)
         finals = [network.values(self.objectives, network.epochs) for network in self.networks]
@@ -245,7 +245,7 @@ class _Sampled:
         from sksearch.search.samplers import optuna_sampler
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        directions = ["minimize" if mode == "min" else "maximize" for _, mode in table.objectives]
+        directions = optuna_directions(table.objectives)
         sampler = optuna_sampler(algorithm, seed, expected_trials)
         self.study = optuna.create_study(directions=directions, sampler=sampler)
         self.table, self.answers, self.failed = table, {}, optuna.trial.TrialState.FAIL

@@ -23,7 +23,6 @@ from sksearch.search.callbacks import (
     TableCallback,
     TrialNotes,
     rebuild_tables,
-    saved_statuses,
     stand_in_for_lost_checkpoint,
 )
 from sksearch.search.extend import (
@@ -40,7 +39,7 @@ from sksearch.search.searchers import search_setup
 from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
 from sksearch.search.watch import ClusterWatch
-from sksearch.table import DRIVER_LOG, damaged_tables, read_trials, write_history, write_trials
+from sksearch.table import DRIVER_LOG, damaged_tables, ray_trial_states, read_trials, write_history, write_trials
 from sksearch.validation import ConfigError
 
 # Ray's health checks of a local instance, sized for a busy laptop: Ray's defaults (every 3 s, dead
@@ -221,7 +220,7 @@ def _fit(tuner: tune.Tuner, run_dir: str) -> None:
                 raise
             raise fault from None
     recorded = set(read_trials(run_dir).get("trial_id", []))
-    if any(trial not in recorded for trial in saved_statuses(run_dir)):  # cut short: no row (TableCallback)
+    if any(trial not in recorded for trial in ray_trial_states(run_dir)):  # cut short: no row (TableCallback)
         raise SweepInterrupted(f"interrupted before the sweep finished; `sksearch resume {run_dir}` continues it")
 
 

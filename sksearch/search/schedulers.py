@@ -11,6 +11,7 @@ import moocore
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from sksearch.schema import objective_signs
 from sksearch.search.plan import SweepPlan
 
 GRACE_PERIOD, REDUCTION_FACTOR = 1, 4  # rungs from epoch 1; Ray's default reduction factor
@@ -72,7 +73,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         super().__init__()
         self.objectives, self.max_t, self.time_attr = tuple(objectives), max_t, time_attr
         self.reduction_factor = reduction_factor
-        self.signs = np.array([1.0 if mode == "min" else -1.0 for _, mode in self.objectives])
+        self.signs = objective_signs(self.objectives)
         milestones = rungs(max_t, grace_period, reduction_factor)
         self.rungs: list[tuple[int, dict[str, list[float]]]] = [(milestone, {}) for milestone in milestones]
         self.rebuilt = False

@@ -14,6 +14,7 @@ from ray.tune.search import Searcher
 
 from sksearch.presets import preset
 from sksearch.recipes import Recipe
+from sksearch.schema import optuna_directions
 from sksearch.search.plan import SweepPlan
 from sksearch.search.reuse import Case
 from sksearch.search.samplers import optuna_sampler
@@ -42,8 +43,9 @@ def _optuna_searcher(plan: SweepPlan):
     metrics = [metric for metric, _ in search.objectives]
     modes = [mode for _, mode in search.objectives]
     storage, name = optuna.storages.InMemoryStorage(), f"sksearch-{plan.name}"
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
-                                directions=["minimize" if mode == "min" else "maximize" for mode in modes])  # fmt: skip
+    study = optuna.create_study(
+        storage=storage, study_name=name, sampler=sampler, directions=optuna_directions(search.objectives)
+    )
     for point, values in stored_results(plan):  # the study starts knowing what the store knows
         study.enqueue_trial(point)
         trial = study.ask()

@@ -23,7 +23,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sksearch.files import StorageError, exists, is_uri, join, read_bytes, write_bytes
+from sksearch.files import (
+    delete_empty_folder,
+    delete_file,
+    exists,
+    is_uri,
+    join,
+    listing,
+    read_bytes,
+    write_bytes,
+)
 from sksearch.recipes import RUN_ONLY_FIELDS, TRAINER_VERSION, Recipe
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError, first_line
@@ -104,7 +113,7 @@ class Store:
         """Every record of `key`, oldest name first. A record that cannot be read (damaged, or another
         program's file) is skipped and kept in `unreadable`, so that a caller can say how many."""
         found = []
-        for location in self._list(self._key_dir(key)):
+        for location in listing(self._key_dir(key)):
             try:
                 found.append(dataclasses.replace(Record.from_json(read_bytes(location).decode()), location=location))
             except (OSError, ValueError, KeyError, TypeError) as error:
@@ -119,7 +128,7 @@ class Store:
                 f"`sksearch store verify --store {self.location}` lists them")  # fmt: skip
 
     def stored_keys(self) -> list[str]:
-        return sorted(posixpath.basename(path.rstrip("/")) for path in self._list(self.location, folders=True))
+        return sorted(posixpath.basename(path.rstrip("/")) for path in listing(self.location, folders=True))
 
     def __iter__(self) -> Iterator[Record]:
         for key in self.stored_keys():
@@ -155,40 +164,9 @@ class Store:
         location = record.location or join(
             self._key_dir(record.key), f"{record.row['sweep']}-{record.row['trial_id']}.json"
         )
-        if is_uri(location):
-            filesystem, path = _filesystem(location)
-            filesystem.delete_file(path)
-        else:
-            try:
-                os.unlink(location)
-            except OSError as error:
-                raise StorageError.of(error, location) from None
-        if not self._list(self._key_dir(record.key)):  # the key's last record: its folder goes too
-            with contextlib.suppress(OSError):  # unless another writer's file is arriving
-                if is_uri(location):
-                    filesystem.delete_dir(posixpath.dirname(path))
-                else:
-                    os.rmdir(self._key_dir(record.key))
-
-    def _list(self, location: str, folders: bool = False) -> list[str]:
-        if not exists(location):
-            return []
-        import pyarrow.fs
-
-        filesystem, path = _filesystem(location) if is_uri(location) else (pyarrow.fs.LocalFileSystem(), location)
-        infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path))
-        kind = pyarrow.fs.FileType.Directory if folders else pyarrow.fs.FileType.File
-        chosen = sorted(info.path for info in infos if info.type == kind and not info.base_name.startswith("."))
-        if is_uri(location):
-            scheme = location.split("://", 1)[0]
-            return [f"{scheme}://{path}" if not path.startswith(f"{scheme}://") else path for path in chosen]
-        return chosen
-
-
-def _filesystem(location: str):
-    import pyarrow.fs
-
-    return pyarrow.fs.FileSystem.from_uri(location)
+        delete_file(location)
+        if not listing(self._key_dir(record.key)):  # the key's last record: its folder goes too
+            delete_empty_folder(self._key_dir(record.key))
 
 
 CLAIM = ".claim"  # `<store>/<key>/.claim`: a trial is training this key (hidden: not a record)
