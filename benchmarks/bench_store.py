@@ -65,9 +65,9 @@ def extend(storage: Path) -> None:
 
 
 def replay_speed(table_dir: str, repeats: int) -> None:
-    from sksearch.search.replay import ALGORITHMS, load_table, replay
+    from sksearch.search.replay import ALGORITHMS, load_benchmark, replay
 
-    table = load_table([table_dir])
+    table = load_benchmark([table_dir])
     algorithms = f"{len(ALGORITHMS)} algorithms x {repeats} repeats"
     print(f"\n3. replay on {table_dir}: {len(table.networks)} networks, {algorithms}")
     for budget in (0.25, 1.0):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sksearch.analysis import attention_by_scale, load_model, synthetic_batches, write_attention
+from sksearch.attention import attention_by_scale, load_model, synthetic_batches, write_attention
 from sksearch.data import make_loaders
 from sksearch.files import atomic_write_text
 from sksearch.nets import build
@@ -20,7 +20,7 @@ from sksearch.paper import table_models
 from sksearch.presets import preset
 from sksearch.recipes import recipe_from
 from sksearch.results import compare, load_results, paper_table, rank_agreement, render_paper_table
-from sksearch.table import read_history
+from sksearch.runfiles import read_history
 
 SWEEP_FILES = ("sweep.json", "trials.parquet", "history.parquet")
 SCALES = (1.0, 1.5, 2.0)

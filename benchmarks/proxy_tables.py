@@ -63,8 +63,8 @@ search:
 
 def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> float:
     """Run the sweep (or finish an interrupted one); returns its wall time in seconds (0 if done)."""
+    from sksearch.runfiles import read_trials
     from sksearch.search import plan_sweep, resume_sweep, run_sweep
-    from sksearch.table import read_trials
 
     run_dir = runs / name
     table = read_trials(str(run_dir)) if (run_dir / "sweep.json").exists() else pd.DataFrame()

@@ -24,7 +24,7 @@ CHECKPOINTS = (0.10, 0.25, 0.50)
 
 
 def main() -> None:
-    from sksearch.search.replay import ALGORITHMS, load_table, replay
+    from sksearch.search.replay import ALGORITHMS, load_benchmark, replay
     from sksearch.search.replay_curves import anytime, write_replay
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--budget", type=float, default=0.5)
     args = parser.parse_args()
-    table = load_table([args.table], "top1_err:min,gmacs:min")
+    table = load_benchmark([args.table], "top1_err:min,gmacs:min")
     started = time.perf_counter()
     trials = replay(table, ALGORITHMS, args.repeats, args.budget)
     seconds = time.perf_counter() - started

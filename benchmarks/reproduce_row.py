@@ -26,8 +26,8 @@ COMPARED = ("train_loss", "top1_err", "top5_err", "raw_top1_err")
 
 def main() -> None:
     from sksearch.recipes import recipe_from
+    from sksearch.runfiles import read_history, read_trials
     from sksearch.spec import NetSpec
-    from sksearch.table import read_history, read_trials
     from sksearch.train import train
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -63,7 +63,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in TABLE_FILES:
         shutil.copyfile(runs / NAME / name, out / name)
-    from sksearch.table import read_trials
+    from sksearch.runfiles import read_trials
 
     table = read_trials(str(out))
     summary = {

@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from sksearch.cli import main
 from sksearch.files import StorageError, atomic_write_text, check_free_space
 from sksearch.results.conditions import filter_rows
-from sksearch.search.callbacks import _trial_history
+from sksearch.runfiles import PLAN
 from sksearch.search.plan import PLAN_COPY, load_plan, restore_plan
+from sksearch.search.ray_records import trial_history
 from sksearch.search.samplers import optuna_sampler
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Claim, Record, Store
-from sksearch.table import PLAN
 from sksearch.validation import ConfigError
 from sksearch.yamlfiles import parse_yaml
 from tests.filesystems import small_filesystem
@@ -323,7 +323,7 @@ def test_a_trial_trained_again_from_epoch_0_keeps_one_row_per_epoch(tmp_path):
     reports = [{"epoch": e, "top1_err": 90 - e, "attempt": 1} for e in (1, 2)]
     reports += [{"epoch": e, "top1_err": 80 - e, "attempt": 2} for e in (1, 2, 3)]
     (tmp_path / "result.json").write_text("".join(json.dumps(r) + "\n" for r in reports))
-    history = _trial_history(SimpleNamespace(trial_id="t", path=str(tmp_path)))
+    history = trial_history(SimpleNamespace(trial_id="t", path=str(tmp_path)))
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert [row["top1_err"] for row in history] == [79, 78, 77]  # the later attempt's
 

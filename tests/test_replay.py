@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from sksearch.cli import main
+from sksearch.runfiles import HISTORY
 from sksearch.schema import REPLAY_COLUMNS
-from sksearch.search.replay import ALGORITHMS, load_table, replay, replay_once
+from sksearch.search.replay import ALGORITHMS, load_benchmark, replay, replay_once
 from sksearch.search.replay_curves import anytime
-from sksearch.table import HISTORY
 from tests.pictures import drawn, title
 
 TABLE7 = Path(__file__).parents[1] / "results" / "proxy" / "table7"
@@ -20,7 +20,7 @@ TABLE7 = Path(__file__).parents[1] / "results" / "proxy" / "table7"
 
 @pytest.fixture(scope="module")
 def table():
-    return load_table([str(TABLE7)])
+    return load_benchmark([str(TABLE7)])
 
 
 def test_the_table_holds_each_network_once_with_its_seeds_averaged_and_costs_summed(table):
@@ -152,6 +152,6 @@ def test_a_folder_that_is_no_sweep_or_has_no_history_is_refused(tmp_path, capsys
 def test_the_committed_tabulated_benchmark_is_replayable():
     """results/sknet50_smoke (benchmarks/tabulate_sknet50.py): 56 distinct networks of the SKNet-50
     space, each with its full per-epoch history, as RESULTS.md reports."""
-    table = load_table([str(TABLE7.parents[1] / "sknet50_smoke")])
+    table = load_benchmark([str(TABLE7.parents[1] / "sknet50_smoke")])
     assert len(table.networks) == 56 and {network.epochs for network in table.networks} == {8}
     assert table.space.name == "sknet50" and table.full_hypervolume > 0

@@ -22,9 +22,9 @@ from sksearch.results import (
     render_paper_table,
     seed_means,
 )
+from sksearch.runfiles import TRIALS
 from sksearch.schema import COLUMNS, FRONT_SIZES, knob_columns, network_names, parse_objectives, role_of
 from sksearch.search import plan_sweep, run_sweep
-from sksearch.table import TRIALS
 from tests.pictures import drawn, title
 
 SPACES = Path(__file__).parents[1] / "spaces"
@@ -263,7 +263,9 @@ def _edited_copy(sweep_dir, folder, edit):
 
 
 def _other_recipe(frame):
-    return frame.assign(recipe="proxy", recipe_json=frame["recipe_json"].str.replace('"smoke"', '"proxy"'))
+    """The rows of half the networks as if trained under the proxy: a recipe that trains otherwise."""
+    proxy = frame["recipe_json"].map(lambda text: json.dumps({**json.loads(text), "name": "proxy", "epochs": 16}))
+    return frame.assign(recipe="proxy", recipe_json=proxy)
 
 
 def _no_shared_seed(frame):
@@ -435,7 +437,7 @@ def test_attention_analysis_on_a_trained_sk_model(tmp_path, capsys):
 
 def test_object_sizes_draw_every_object_of_a_batch_at_one_size():
     """--object-sizes: scale 1 is the smallest object the recipe trains on, high/low its largest."""
-    from sksearch.analysis import synthetic_sets
+    from sksearch.attention import synthetic_sets
     from sksearch.data import MAX_RADIUS
     from sksearch.presets import preset
 
@@ -528,7 +530,7 @@ def test_networks_are_named_by_the_knobs_that_vary(sweep_dir):
 
 
 def test_a_run_where_every_trial_failed_has_no_front_to_export_or_plot(tmp_path):
-    from sksearch.analysis import plot_pareto
+    from sksearch.plots import plot_pareto
     from sksearch.results import select_for_export
 
     failed = trials([("a", 0, float("nan"), 4.0, "failed"), ("b", 0, float("nan"), 3.0, "failed")])

@@ -9,8 +9,8 @@ import pytest
 
 import sksearch
 from sksearch.cli import main
+from sksearch.runfiles import read_history, read_trials
 from sksearch.search import Resources, load_plan, load_space, plan_sweep, run_sweep, sweep_status
-from sksearch.table import read_history, read_trials
 
 SPACES = Path(__file__).parents[1] / "spaces"
 QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sksearch.runfiles import read_trials
 from sksearch.search import load_space
 from sksearch.search.store import Store
-from sksearch.table import read_trials
 from tests.filesystems import small_filesystem
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.faults]
@@ -467,7 +467,7 @@ def test_a_lost_checkpoint_during_a_sweep_trains_the_trial_again_with_one_row_pe
     row = read_trials(str(run_dir)).iloc[0]
     assert row["status"] == "completed" and row["epochs"] == 6
     assert "trained again from epoch 0" in row["reason"] and row["resumed_at_epoch"] == 0
-    from sksearch.table import read_history
+    from sksearch.runfiles import read_history
 
     assert read_history(str(run_dir))["epoch"].tolist() == [1, 2, 3, 4, 5, 6]  # one row per epoch
 

@@ -22,7 +22,7 @@ def _plot_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("plot", "PNG plots: Pareto scatter, EDFs per design choice, learning curves", _plot_flags)
 def cmd_plot(args: argparse.Namespace) -> int:
-    from sksearch.analysis import plot_curves, plot_edf, plot_pareto
+    from sksearch.plots import plot_curves, plot_edf, plot_pareto
     from sksearch.results import learning_curves, load_results, published_points
 
     frame = load_results(args.run_dirs)
@@ -55,7 +55,7 @@ def _attention_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("attention", "SK attention vs. object scale (paper Sec. 4.4)", _attention_flags)
 def cmd_attention(args: argparse.Namespace) -> int:
-    from sksearch.analysis import attention_by_scale, folder_batches, load_model, synthetic_batches, write_attention
+    from sksearch.attention import attention_by_scale, folder_batches, load_model, synthetic_batches, write_attention
 
     scales = float_list(args.scales, "--scales", positive=True)
     if args.object_sizes and args.data_root:
@@ -102,12 +102,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sksearch.files import check_writable_folder, is_uri
-    from sksearch.search.replay import check_replay, load_table, replay
+    from sksearch.search.replay import check_replay, load_benchmark, replay
     from sksearch.search.replay_curves import summary_lines, write_replay
 
     algorithms = [name.strip() for name in args.algorithms.split(",")]
     check_replay(algorithms, args.budget)
-    table = load_table(args.run_dirs, args.objectives)
+    table = load_benchmark(args.run_dirs, args.objectives)
     check_replay(algorithms, args.budget, table)
     out = args.out or str(Path(args.run_dirs[0]) / "replay")
     if not is_uri(out):

@@ -147,7 +147,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         file=notes,
     )
     if args.plot:
-        from sksearch.analysis import plot_pareto
+        from sksearch.plots import plot_pareto
         from sksearch.results import published_points
 
         print(f"wrote {plot_pareto(frame, objectives, args.plot, published_points(frame))}", file=notes)

@@ -78,8 +78,8 @@ def _resume_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("resume", "continue a sweep whose driver stopped", _resume_flags)
 def cmd_resume(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import damaged_tables
     from sksearch.search import load_plan, resume_sweep
-    from sksearch.table import damaged_tables
 
     plan = load_plan(args.run_dir)
     print(f"resuming sweep {plan.name} in {args.run_dir}")
@@ -101,8 +101,8 @@ def _extend_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("extend", "more samples, knob values or seeds for a finished sweep; trains only new networks", _extend_flags)
 def cmd_extend(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import read_trials
     from sksearch.search import extend_sweep, load_plan
-    from sksearch.table import read_trials
 
     objectives = load_plan(args.run_dir).objectives  # refuses a folder that is not a sweep
     before = len(read_trials(args.run_dir))

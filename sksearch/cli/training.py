@@ -20,7 +20,7 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
 @verb("train", "train one preset or spec file under a recipe", _train_flags)
 def cmd_train(args: argparse.Namespace) -> int:
     from sksearch.recipes import recipe_from
-    from sksearch.table import PLAN
+    from sksearch.runfiles import PLAN
     from sksearch.train import train, write_summary
 
     label, spec = spec_argument(args.model)

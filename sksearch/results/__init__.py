@@ -1,8 +1,8 @@
 """After (and during) a sweep: the merged results table, Pareto fronts, ablation answers with
 their uncertainty, the paper's tables beside ours, and exported configurations.
 
-Everything works on the tables a sweep writes (sksearch.table; sksearch.schema says what each
-column means). Modules: `tables` (load, query), `fronts` (Pareto, hypervolume, knee),
+Everything works on the tables a sweep writes (sksearch.runfiles; sksearch.schema says what each
+column means). Modules: `loading` (load, query), `fronts` (Pareto, hypervolume, knee),
 `statistics` and `comparison` (seed-paired differences), `paper_tables`, `exports`.
 """
 
@@ -18,6 +18,7 @@ from sksearch.results.fronts import (
     seed_means,
     within_reference,
 )
+from sksearch.results.loading import learning_curves, load_results, query, sweep_objectives
 from sksearch.results.paper_tables import (
     PAPER_TABLES,
     paper_table,
@@ -26,7 +27,6 @@ from sksearch.results.paper_tables import (
     render_paper_table,
     write_paper_table,
 )
-from sksearch.results.tables import learning_curves, load_results, query, sweep_objectives
 
 __all__ = [
     "PAPER_TABLES",

@@ -1,26 +1,23 @@
-"""Tune callbacks: the results table written as trials end (and reconciled with every trial when a
-run ends, so a resumed run ends with the same table), and the compact live table.
+"""The sweep's Tune callbacks: the results table (trials.parquet, history.parquet) and the trial
+store written as trials end (and reconciled with every trial when a run ends, so a resumed run ends
+with the same table), one-line notes on crashed trials, and the compact live table. What they read
+of Ray's records is in sksearch.search.ray_records. Their import paths are part of every run
+folder's saved state (Ray pickles a run's callbacks), so they stay here.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from ray.tune import Callback, TuneError
+from ray.tune import Callback
 
-from sksearch.files import check_free_space, is_uri, join, read_bytes
-from sksearch.schema import best_trials, network_names
-from sksearch.search.plan import SweepPlan
-from sksearch.search.store import Record, Store, trial_claim, trial_key
-from sksearch.table import (
-    HISTORY_COLUMNS,
+from sksearch.files import check_free_space, is_uri
+from sksearch.runfiles import (
     ray_trial_states,
     read_history,
     read_trials,
@@ -28,6 +25,17 @@ from sksearch.table import (
     write_history,
     write_trials,
 )
+from sksearch.schema import best_trials, network_names
+from sksearch.search.plan import SweepPlan
+from sksearch.search.ray_records import (
+    checkpoint_bytes,
+    error_line,
+    reported_results,
+    stand_in_for_lost_checkpoint,
+    status_of,
+    trial_history,
+)
+from sksearch.search.store import Record, Store, trial_claim, trial_key
 from sksearch.validation import ConfigError
 
 
@@ -59,7 +67,7 @@ class TableCallback(Callback):
         point, seed = self.plan.point_and_seed(trial.config)
         candidate = self.plan.space.candidate(point)
         last = dict(trial.last_result or {})
-        status, reason = _status_of(trial, last)
+        status, reason = status_of(trial, last)
         # a data-parallel trial's checkpoints are Ray Train's, reported as checkpoint_path
         checkpoint = trial.checkpoint.path if trial.checkpoint is not None else last.get("checkpoint_path")
         recipe = self.plan.recipe_for(point, seed)
@@ -83,7 +91,7 @@ class TableCallback(Callback):
         self._load()
         self.rows[trial.trial_id] = self._row(trial)
         write_trials(self.run_dir, self.rows.values())
-        self._store(trial, _trial_history(trial))
+        self._store(trial, trial_history(trial))
 
     def _store(self, trial, history: list[dict[str, Any]]) -> None:
         """The trial's immutable record in the trial store (sksearch.search.store)."""
@@ -98,7 +106,7 @@ class TableCallback(Callback):
         """Stop the sweep, in one line, before its storage is full: past that point Ray writes its
         state and checkpoints half-way and the sweep could not be resumed."""
         if not is_uri(self.run_dir):
-            check_free_space(self.run_dir, _checkpoint_bytes(trial))
+            check_free_space(self.run_dir, checkpoint_bytes(trial))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.ended.add(trial.trial_id)
@@ -129,7 +137,7 @@ class TableCallback(Callback):
         and the history of all of them, both written whole."""
         history = []
         for trial in trials:
-            epochs = _trial_history(trial)
+            epochs = trial_history(trial)
             if trial.status in ("TERMINATED", "ERROR") and finished(trial):
                 self.rows[trial.trial_id] = self._row(trial)
                 self._store(trial, epochs)
@@ -156,90 +164,13 @@ class TrialNotes(Callback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         stand_in_for_lost_checkpoint(trial)
         retry = f"retry {trial.num_failures} of {self.plan.max_failures}"
-        self._note(f"trial {trial.trial_id} crashed ({_error_line(trial)}); {retry}, from its last checkpoint")
+        self._note(f"trial {trial.trial_id} crashed ({error_line(trial)}); {retry}, from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._note(f"trial {trial.trial_id} errored after {self.plan.max_failures} retries: {_error_line(trial)}")
+        self._note(f"trial {trial.trial_id} errored after {self.plan.max_failures} retries: {error_line(trial)}")
 
     def _note(self, text: str) -> None:
         print(f"[{self.plan.name}] {text}", file=sys.stderr, flush=True)
-
-
-def stand_in_for_lost_checkpoint(trial) -> None:
-    """An empty folder where a trial's last checkpoint was deleted: Ray refuses to restore a trial
-    from a path that is gone, while the trial itself, finding no checkpoint file there, continues
-    from an older one or from epoch 0 and says so in its reason."""
-    if trial.checkpoint is not None and not is_uri(trial.checkpoint.path):
-        os.makedirs(trial.checkpoint.path, exist_ok=True)
-
-
-def _error_line(trial) -> str:
-    """The exception of a trial's error and its message, in one line: from the error Ray holds
-    (while it runs the trial) or the error.txt it wrote into the trial folder (read afterwards)."""
-    try:
-        error = trial.get_error()
-    except Exception:  # read back without a Ray session, Ray cannot find its staging folder
-        error = None
-    if error is None:
-        try:
-            text = read_bytes(join(trial.path, "error.txt")).decode(errors="replace")
-        except OSError:
-            return "the trial crashed"
-    else:
-        text = str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Failure #")]
-    raised = [match for line in lines if (match := _RAISED.match(line))]
-    if raised:
-        return f"{raised[-1]['name'].rsplit('.', 1)[-1]}: {raised[-1]['message']}"
-    name = f"{type(error).__name__}: " if isinstance(error, Exception) and not isinstance(error, TuneError) else ""
-    return name + (lines[0] if lines else "the trial crashed")
-
-
-_RAISED = re.compile(r"(?P<name>[\w.]*(?:Error|Exception|Interrupt)): (?P<message>.+)")
-
-
-def _status_of(trial, last: Mapping[str, Any]) -> tuple[str, str]:
-    if trial.status == "ERROR":
-        return "error", _error_line(trial)
-    status = last.get("status")
-    if status in ("completed", "failed"):
-        return status, last.get("reason") or ""
-    return "stopped", f"early stopping after epoch {last.get('epoch', 0)}"
-
-
-def _checkpoint_bytes(trial) -> int:
-    """The size of the trial's last checkpoint folder (0 before its first)."""
-    if trial.checkpoint is None or not os.path.isdir(trial.checkpoint.path):
-        return 0
-    return sum(entry.stat().st_size for entry in os.scandir(trial.checkpoint.path) if entry.is_file())
-
-
-def _trial_history(trial) -> list[dict[str, Any]]:
-    """Per-epoch metrics from the trial's own result log (persisted by Ray, so a resumed run has
-    them all): one row per epoch, the last report of it (a trial that lost its checkpoint and was
-    trained again from epoch 0 reported its first epochs twice; the earlier attempt is stale)."""
-    by_epoch = {record.get("epoch"): record for record in reported_results(trial)}
-    return [
-        {"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}}
-        for _, record in sorted(by_epoch.items(), key=lambda item: item[0] or 0)
-    ]
-
-
-def reported_results(trial) -> list[dict[str, Any]]:
-    """The epochs a trial reported, from its result.json (a line cut short by a crash is skipped)."""
-    try:
-        text = read_bytes(join(trial.path, "result.json")).decode(errors="replace")
-    except OSError:
-        return []
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if "top1_err" in record:
-            records.append(record)
-    return records
 
 
 def rebuild_tables(plan: SweepPlan, trials) -> pd.DataFrame:
@@ -338,5 +269,5 @@ _LIVE_ORDER = ("pending", "running", "paused", "completed", "stopped", "failed",
 def _live_status(trial, last: Mapping[str, Any]) -> str:
     """The trial's status as the results table will name it (ASHA's stops read `stopped`)."""
     if trial.status in ("TERMINATED", "ERROR"):
-        return "error" if trial.status == "ERROR" else _status_of(trial, last)[0]
+        return "error" if trial.status == "ERROR" else status_of(trial, last)[0]
     return trial.status.lower()

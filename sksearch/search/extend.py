@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from sksearch.files import atomic_write_text, check_writable_folder, is_uri
+from sksearch.runfiles import PLAN, read_complete_trials, read_history, write_history, write_trials
 from sksearch.search.plan import SweepPlan, check_search, load_plan_here, space_mapping
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import Record, Store, trial_key
-from sksearch.table import PLAN, read_complete_trials, read_history, write_history, write_trials
 from sksearch.validation import ConfigError
 from sksearch.yamlfiles import read_yaml_file
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from sksearch.files import atomic_write_text, is_uri, join
+from sksearch.runfiles import TRIALS
 from sksearch.schema import best_trial, results_of
-from sksearch.table import TRIALS
 
 
 @dataclass
@@ -36,7 +36,7 @@ def sweep_outcome(run_dir: str, table: pd.DataFrame, objectives: tuple[tuple[str
     if len(objectives) < 2:
         outcome.best = best_trial(done, *objectives[0])
         return outcome
-    from sksearch.analysis import plot_pareto
+    from sksearch.plots import plot_pareto
     from sksearch.results import pareto, published_points
 
     outcome.front = pareto(done, objectives)

@@ -20,11 +20,11 @@ from sksearch.data import check_data_root
 from sksearch.files import check_writable_folder, exists, is_uri, join, read_bytes, write_bytes
 from sksearch.presets import preset
 from sksearch.recipes import Recipe
+from sksearch.runfiles import PLAN
 from sksearch.schema import TIMING_METRICS
 from sksearch.search.space import Draw, Space
 from sksearch.search.spacefile import parse_space
 from sksearch.search.store import store_location
-from sksearch.table import PLAN
 from sksearch.validation import ConfigError, first_line, number
 from sksearch.yamlfiles import read_yaml_file
 

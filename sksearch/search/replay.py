@@ -35,12 +35,12 @@ import pandas as pd
 
 from sksearch.files import join, read_bytes
 from sksearch.results.fronts import default_reference, minimised_hypervolume
-from sksearch.results.tables import load_results
+from sksearch.results.loading import load_results
+from sksearch.runfiles import HISTORY_COLUMNS, PLAN, read_history
 from sksearch.schema import objective_signs, optuna_directions, parse_objectives
 from sksearch.search.knobs import Knob
 from sksearch.search.space import Space
 from sksearch.search.spacefile import parse_space
-from sksearch.table import HISTORY_COLUMNS, PLAN, read_history
 from sksearch.validation import ConfigError
 
 ALGORITHMS = ("random", "grid", "tpe", "nsga2", "asha", "mo-asha")
@@ -70,7 +70,7 @@ class Network:
 
 
 @dataclass
-class Table:
+class Benchmark:
     """The networks a replay may try, with what the whole table reaches."""
 
     space: Space
@@ -131,7 +131,7 @@ def _knob_distance(knob: Knob | None, one: Any, other: Any) -> float:
     return float(one != other)
 
 
-def check_replay(algorithms: Sequence[str], budget: float, table: Table | None = None) -> None:
+def check_replay(algorithms: Sequence[str], budget: float, table: Benchmark | None = None) -> None:
     """Refuses an unknown algorithm, a budget outside (0, 1], and (given the table) ASHA on a first
     objective that has no per-epoch history to stop on."""
     for name in algorithms:
@@ -155,7 +155,7 @@ def check_replay(algorithms: Sequence[str], budget: float, table: Table | None =
 # -- reading the tables ------------------------------------------------------------------------
 
 
-def load_table(run_dirs: Sequence[str], objectives: str | None = None) -> Table:
+def load_benchmark(run_dirs: Sequence[str], objectives: str | None = None) -> Benchmark:
     """The completed networks of one or more sweeps of the same space, with their per-epoch history;
     `objectives` (default: the first sweep's) must be columns of the table."""
     trials = load_results(run_dirs)
@@ -176,7 +176,7 @@ def load_table(run_dirs: Sequence[str], objectives: str | None = None) -> Table:
     finals = pd.DataFrame(
         [network.values(parsed, network.epochs) for network in networks], columns=[name for name, _ in parsed]
     ).assign(archid=[network.archid for network in networks], status="completed")
-    return Table(space, networks, parsed, default_reference(finals, parsed))
+    return Benchmark(space, networks, parsed, default_reference(finals, parsed))
 
 
 def _common_space(run_dirs: Sequence[str]) -> Space:
@@ -239,7 +239,7 @@ class _Ordered:
 class _Sampled:
     """Tries what an Optuna sampler suggests, through ask/tell on a study of the table's objectives."""
 
-    def __init__(self, table: Table, algorithm: str, seed: int, expected_trials: int):
+    def __init__(self, table: Benchmark, algorithm: str, seed: int, expected_trials: int):
         import optuna
 
         from sksearch.search.samplers import optuna_sampler
@@ -272,14 +272,14 @@ class _Sampled:
         self.study.tell(trial.handle, values)
 
 
-def _proposer(table: Table, algorithm: str, seed: int, expected_trials: int):
+def _proposer(table: Benchmark, algorithm: str, seed: int, expected_trials: int):
     if algorithm in ("tpe", "nsga2"):
         return _Sampled(table, algorithm, seed, expected_trials)
     order = range(len(table.networks))
     return _Ordered(order if algorithm == "grid" else np.random.default_rng(seed).permutation(len(order)))
 
 
-def _stopper(algorithm: str, table: Table):
+def _stopper(algorithm: str, table: Benchmark):
     """The scheduler a sweep with this early stopping would use (None for none)."""
     from sksearch.search.schedulers import MultiObjectiveASHA, asha
 
@@ -289,7 +289,7 @@ def _stopper(algorithm: str, table: Table):
     return MultiObjectiveASHA(table.objectives, max_t) if algorithm == "mo-asha" else None
 
 
-def replay_once(table: Table, algorithm: str, seed: int, budget: float, workers: int = 1) -> list[dict[str, Any]]:
+def replay_once(table: Benchmark, algorithm: str, seed: int, budget: float, workers: int = 1) -> list[dict[str, Any]]:
     """One replay of `algorithm` until `budget` (a fraction of the table's compute in seconds) is
     spent or nothing is left to try: one row per ended trial."""
     from ray.tune.schedulers import TrialScheduler
@@ -351,7 +351,7 @@ def replay_once(table: Table, algorithm: str, seed: int, budget: float, workers:
 
 
 def replay(
-    table: Table,
+    table: Benchmark,
     algorithms: Sequence[str],
     repeats: int,
     budget: float,

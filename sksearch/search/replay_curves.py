@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sksearch.files import join
-from sksearch.search.replay import Table
+from sksearch.search.replay import Benchmark
 
 
 def anytime(trials: pd.DataFrame, budget: float, points: int = 51) -> pd.DataFrame:
@@ -63,10 +63,10 @@ def at_budget(trials: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()  # fmt: skip
 
 
-def write_replay(out: str, trials: pd.DataFrame, table: Table, budget: float) -> list[str]:
+def write_replay(out: str, trials: pd.DataFrame, table: Benchmark, budget: float) -> list[str]:
     """replay.csv (every ended trial), anytime.csv, at_budget.csv and replay.png into `out`."""
-    from sksearch.analysis import plot_replay
     from sksearch.files import atomic_write_text
+    from sksearch.plots import plot_replay
 
     curves = anytime(trials, budget)
     summary = at_budget(trials)
@@ -79,7 +79,7 @@ def write_replay(out: str, trials: pd.DataFrame, table: Table, budget: float) ->
     return written
 
 
-def summary_lines(trials: pd.DataFrame, table: Table, budget: float) -> list[str]:
+def summary_lines(trials: pd.DataFrame, table: Benchmark, budget: float) -> list[str]:
     """What each algorithm reached at the budget, one line each, under a line about the table."""
     header = (
         f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s in all; at "

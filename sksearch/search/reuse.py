@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sksearch.recipes import Recipe
+from sksearch.runfiles import trial_row
 from sksearch.search.plan import SweepPlan
 from sksearch.search.space import Candidate
 from sksearch.search.store import Record, Store, trial_key
-from sksearch.table import trial_row
 
 
 @dataclass(frozen=True)

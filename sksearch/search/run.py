@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import socket
 import sys
 import tempfile
@@ -17,14 +16,9 @@ import ray
 from ray import tune
 from ray.tune.error import TuneError
 
-from sksearch.files import StorageError, check_writable_folder, is_uri, join
-from sksearch.search.callbacks import (
-    LiveTable,
-    TableCallback,
-    TrialNotes,
-    rebuild_tables,
-    stand_in_for_lost_checkpoint,
-)
+from sksearch.files import check_writable_folder, is_uri, join
+from sksearch.runfiles import DRIVER_LOG, damaged_tables, ray_trial_states, read_trials, write_history, write_trials
+from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables
 from sksearch.search.extend import (
     mark_merged,
     merge_extension,
@@ -33,13 +27,13 @@ from sksearch.search.extend import (
     unfinished_extensions,
 )
 from sksearch.search.plan import SweepPlan, load_plan_here, restore_plan, write_plan
+from sksearch.search.ray_records import stand_in_for_lost_checkpoint, storage_fault
 from sksearch.search.reuse import answer_from_store, grid_cases
 from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
 from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
 from sksearch.search.watch import ClusterWatch
-from sksearch.table import DRIVER_LOG, damaged_tables, ray_trial_states, read_trials, write_history, write_trials
 from sksearch.validation import ConfigError
 
 # Ray's health checks of a local instance, sized for a busy laptop: Ray's defaults (every 3 s, dead
@@ -224,19 +218,6 @@ def _fit(tuner: tune.Tuner, run_dir: str) -> None:
         raise SweepInterrupted(f"interrupted before the sweep finished; `sksearch resume {run_dir}` continues it")
 
 
-def storage_fault(text: str) -> StorageError | None:
-    """The StorageError a Tune traceback's text ends in: ours (the free-space guard, a table write)
-    or an OSError of Ray's own writes into a full or read-only run folder; None for other faults."""
-    ours = re.search(rf"{StorageError.__module__}.{StorageError.__name__}: (.+?): (.+)", text)
-    if ours:
-        return StorageError(ours.group(1), ours.group(2))
-    for found in re.finditer(r"\[Errno (\d+)\] ([^:\n]+): '([^'\n]+)'", text):
-        fault = StorageError.of(OSError(int(found.group(1)), found.group(2)), found.group(3))
-        if isinstance(fault, StorageError):
-            return fault
-    return None
-
-
 def extend_sweep(
     run_dir: str,
     *,
@@ -287,7 +268,7 @@ def repair_sweep(run_dir: str) -> pd.DataFrame:
 
 
 def _stand_in_for_lost_checkpoints(run_dir: str) -> None:
-    """Every unfinished trial's lost checkpoint gets its stand-in (callbacks.stand_in_for_lost_checkpoint)."""
+    """Every unfinished trial's lost checkpoint gets its stand-in (ray_records.stand_in_for_lost_checkpoint)."""
     for trial in tune.ExperimentAnalysis(run_dir).trials:
         if trial.status != "TERMINATED":
             stand_in_for_lost_checkpoint(trial)

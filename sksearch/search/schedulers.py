@@ -123,7 +123,7 @@ class MultiObjectiveASHA(FIFOScheduler):
     def _rebuild(self, trials, reporting: str, now: int) -> None:
         """The rungs from every trial's result log, short of the report being judged (trial
         `reporting` at time `now`)."""
-        from sksearch.search.callbacks import reported_results
+        from sksearch.search.ray_records import reported_results
 
         for trial in trials:
             for report in reported_results(trial):

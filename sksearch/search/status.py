@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sksearch.files import atomic_write_text, is_uri
+from sksearch.runfiles import TRIALS, ray_trial_states, read_complete_trials
 from sksearch.schema import best_trial, results_of
 from sksearch.search.plan import load_plan
-from sksearch.table import TRIALS, ray_trial_states, read_complete_trials
 
 DRIVER = "driver.json"
 UNFINISHED = ("pending", "running", "paused")

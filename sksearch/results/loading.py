@@ -11,8 +11,8 @@ import pandas as pd
 
 from sksearch.files import exists, is_uri, join, read_bytes
 from sksearch.results.conditions import filter_rows
+from sksearch.runfiles import PLAN, TRIALS, read_complete_trials, read_history
 from sksearch.schema import parse_objectives, with_spec_columns
-from sksearch.table import PLAN, TRIALS, read_complete_trials, read_history
 from sksearch.validation import ConfigError
 
 
