@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sksearch.attention import attention_by_scale, load_model, synthetic_batches, write_attention
+from sksearch.attention import attention_by_scale, load_model, synthetic_sets, write_attention
 from sksearch.data import make_loaders
 from sksearch.files import atomic_write_text
 from sksearch.nets import build
@@ -108,7 +108,8 @@ def attention_analysis(frame: pd.DataFrame, out: Path) -> list[dict[str, object]
     """Sec. 4.4 on the K3+K5 SK network (seed 0): per stage, does K5's attention grow with scale?"""
     trial = frame[(frame["archid"] == preset("sknet50_k3k5_sk").archid) & (frame["seed"] == 0)].iloc[0]
     model, spec, recipe = load_model(Path(trial["checkpoint"]))
-    batches = synthetic_batches(spec, recipe, SCALES, ATTENTION_SAMPLES)
+    sets = synthetic_sets(spec, recipe, SCALES, ATTENTION_SAMPLES)
+    batches = {scale: dataset.images.float() for scale, dataset in sets.items()}
     units, channels = attention_by_scale(model, spec, batches)
     title = (f"SKNet-50 K3+K5 SK under the proxy recipe (seed 0), {ATTENTION_SAMPLES} synthetic validation "
              "images per scale")  # fmt: skip

@@ -113,19 +113,6 @@ def attention_by_scale(
     return pd.DataFrame(units), pd.concat(channels, ignore_index=True)
 
 
-def synthetic_batches(
-    spec: NetSpec,
-    recipe: dict,
-    scales: Sequence[float],
-    samples: int,
-    seed: int | None = None,
-    fixed_sizes: bool = False,
-):
-    """The images of `synthetic_sets`, one batch per scale."""
-    sets = synthetic_sets(spec, recipe, scales, samples, seed, fixed_sizes)
-    return {scale: dataset.images.float() for scale, dataset in sets.items()}
-
-
 def synthetic_sets(
     spec: NetSpec,
     recipe: dict,

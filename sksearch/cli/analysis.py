@@ -55,7 +55,7 @@ def _attention_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("attention", "SK attention vs. object scale (paper Sec. 4.4)", _attention_flags)
 def cmd_attention(args: argparse.Namespace) -> int:
-    from sksearch.attention import attention_by_scale, folder_batches, load_model, synthetic_batches, write_attention
+    from sksearch.attention import attention_by_scale, folder_batches, load_model, synthetic_sets, write_attention
 
     scales = float_list(args.scales, "--scales", positive=True)
     if args.object_sizes and args.data_root:
@@ -64,7 +64,8 @@ def cmd_attention(args: argparse.Namespace) -> int:
     if args.data_root:
         batches = folder_batches(args.data_root, spec, scales, args.samples)
     else:
-        batches = synthetic_batches(spec, recipe, scales, args.samples, seed=args.seed, fixed_sizes=args.object_sizes)
+        sets = synthetic_sets(spec, recipe, scales, args.samples, seed=args.seed, fixed_sizes=args.object_sizes)
+        batches = {scale: dataset.images.float() for scale, dataset in sets.items()}
     units, channels = attention_by_scale(model, spec, batches)
     out = Path(
         args.out or (Path(args.source) if Path(args.source).is_dir() else Path(args.source).parent) / "attention"
