@@ -4,7 +4,7 @@
   constraints and the space enumerator use it.
 * fvcore: builds the model and traces it with fvcore's FlopCountAnalysis in eval mode.
 
-Conventions (README): `params` = learnable parameters (BN running statistics excluded);
+Conventions (docs/paper.md): `params` = learnable parameters (BN running statistics excluded);
 `macs` = multiply-accumulates of every conv and linear layer, SK/SE attention layers included,
 batch 1, eval mode, at the spec's input size (the paper's "GFLOPs" = GMACs);
 `fvcore_flops` = fvcore's own default total (it adds BN and adaptive pooling);

@@ -248,7 +248,7 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 # CPU proxy of the ImageNet tables: the same units, depths, kernels, dilations and attention at 1/16
-# of the channels on 32 px synthetic images with stage maps of 32/16/8/4 (README: the CPU proxy).
+# of the channels on 32 px synthetic images with stage maps of 32/16/8/4 (docs/proxy.md: the CPU proxy).
 # The attention keeps a fuse width (and SE a hidden width) of at least 8, and the error reported is
 # that of an exponential moving average of the weights (the raw weights' beside it). 16 epochs: on
 # the single-kernel rows they cut the seed-to-seed spread about 3x against 8 (benchmarks/RESULTS.md).

@@ -208,7 +208,7 @@ def spec_columns(spec: NetSpec) -> dict[str, Any]:
         "spec_stem_width": spec.stem_width,
         "spec_num_classes": spec.num_classes,
         "spec_input_size": spec.input_size,
-        # the SK family's knobs (README: The spec)
+        # the SK family's knobs (docs/api.md: The spec)
         "spec_kind": unit.kind,
         "spec_gate": unit.gate,
         "spec_split_input": unit.split_input,

@@ -203,7 +203,7 @@ class NetSpec:
     max pool, shuffle units, every stage opens with a stride-2 unit, 1x1 head conv).
     `stem_width`, `head_width` and `input_size` default per template.
 
-    Later knobs (the README's spec section says where each comes from): `block` basic (ResNet-18/34:
+    Later knobs (docs/api.md's spec section says where each comes from): `block` basic (ResNet-18/34:
     SK conv then a 3x3 conv) instead of bottleneck; `attention_module` CBAM after each unit or BAM
     between stages (Table 2's rivals; SE is `se`); `attention_stages` the stages (from 1) whose units
     have the SK conv, the others a plain conv of branch 0; ResNet-D's `deep_stem` and `avg_down`;

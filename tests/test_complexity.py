@@ -25,7 +25,7 @@ def test_random_specs_cover_every_knob():
     assert {s.se for s in RANDOM_SPECS} == {True, False}
     assert len({b.dilation for s in RANDOM_SPECS for b in s.unit.branches}) == 3
     assert len({s.input_size for s in RANDOM_SPECS}) >= 6
-    # the family's knobs (README: The spec)
+    # the family's knobs (docs/api.md: The spec)
     units = [s.unit for s in RANDOM_SPECS if s.unit.selects]
     assert {(u.kind, u.gate) for u in units} == {("sk", "softmax"), ("sk", "sigmoid"), ("split", "softmax"),
                                                  ("split", "sigmoid")}  # fmt: skip
@@ -101,7 +101,7 @@ def paper_table():
 
 
 def test_every_built_row_is_within_tolerance_or_documented(paper_table):
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/paper.md").read_text()
     outside = paper_table[~paper_table["within_tolerance"]]
     assert set(outside["model"]) == set(UNREACHABLE)  # no undocumented miss, no stale excuse
     for model, reason in UNREACHABLE.items():
