@@ -1,7 +1,8 @@
 """Parameter and MAC counts, two independent ways that must agree exactly.
 
-* analytic: from the spec alone (no weights, no torch), microseconds per spec. Sampling,
-  constraints and the space enumerator use it.
+* analytic: from the spec alone (no weights), microseconds per spec: the sum of the costs each
+  block states beside its forward (layers.py, nets.py). Sampling, constraints and the space
+  enumerator use it.
 * fvcore: builds the model and traces it with fvcore's FlopCountAnalysis in eval mode.
 
 Conventions (docs/paper.md): `params` = learnable parameters (BN running statistics excluded);
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sksearch.nets import resolve_spec
+from sksearch.nets import network_cost, resolve_spec
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -96,166 +97,21 @@ def _check_trace_fits(spec: NetSpec, size: int) -> None:
 
 
 # -- analytic -----------------------------------------------------------------------------------
-# Mirrors the modules of layers.py / nets.py one for one, in plain integer arithmetic.
-
-
-class _Tally:
-    __slots__ = ("activations", "macs", "params")
-
-    def __init__(self) -> None:
-        self.params = self.macs = self.activations = 0
-
-    def add(self, other: _Tally, times: int = 1) -> None:
-        self.params += times * other.params
-        self.macs += times * other.macs
-        self.activations += times * other.activations
-
-    def conv_bn(self, cin: int, cout: int, size: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-                bias: bool = False, bn: bool = True) -> int:  # fmt: skip
-        """A conv with 'same' padding (any dilation), by default without bias and with BN after it:
-        returns the output size."""
-        out = (size - 1) // stride + 1
-        weights = cout * (cin // groups) * kernel * kernel
-        self.params += weights + (cout if bias else 0) + (2 * cout if bn else 0)
-        self.macs += weights * out * out
-        self.activations += cout * out * out
-        return out
-
-    def pointwise(self, cin: int, cout: int, bias: bool, groups: int = 1) -> None:
-        """A 1x1 conv or linear layer on a pooled (1x1) input."""
-        weights = cin // groups * cout
-        self.params += weights + (cout if bias else 0)
-        self.macs += weights
-        self.activations += cout
-
-    def batch_norm(self, channels: int) -> None:
-        self.params += 2 * channels
-
-    def sk_conv(self, spec: NetSpec, stage: int, cin: int, cout: int, size: int, stride: int) -> int:
-        unit, attended = spec.unit, spec.has_attention(stage)
-        branches = unit.branches if attended else unit.branches[:1]
-        split = len(branches) if unit.split_input and attended else 1
-        for branch in branches:
-            out = self.conv_bn(cin // split, cout, size, branch.kernel, stride, branch.groups_for(cout))
-        if unit.selects and attended:
-            dim, groups, bias = unit.attention_dim(cout), unit.attention_groups(cout), unit.kind == "split"
-            self.pointwise(cout, dim, bias, groups)
-            if unit.fuse_bn:
-                self.batch_norm(dim)
-            self.pointwise(dim, cout * len(branches), bias, groups)
-        return out
-
-    def unit_attention(self, spec: NetSpec, channels: int, size: int) -> None:
-        if spec.se:
-            hidden = max(channels // spec.se_reduction, spec.se_min_dim)
-            self.pointwise(channels, hidden, bias=True)
-            self.pointwise(hidden, channels, bias=True)
-        elif spec.attention_module == "cbam":
-            hidden = max(int(channels / 16 + 0.5), 1)
-            self.pointwise(channels, hidden, bias=False)
-            self.pointwise(hidden, channels, bias=False)
-            self.macs += channels * hidden * 2  # the shared MLP runs twice: on average and max statistics
-            self.activations += hidden + channels
-            self.conv_bn(2, 1, size, kernel=7)
-
-    def bottleneck_attention(self, channels: int, size: int) -> None:
-        """BAM at a stage boundary (layers.BottleneckAttention)."""
-        hidden = max(channels // 16, 1)
-        self.pointwise(channels, hidden, bias=True)
-        self.batch_norm(hidden)
-        self.pointwise(hidden, channels, bias=True)
-        self.conv_bn(channels, hidden, size, bias=True)  # each BN follows its conv here
-        for _ in range(2):
-            self.conv_bn(hidden, hidden, size, kernel=3, bias=True)
-        self.conv_bn(hidden, 1, size, bias=True, bn=False)
-
-    def shortcut(self, spec: NetSpec, cin: int, cout: int, size: int, stride: int) -> None:
-        if stride == 1 and cin == cout:
-            return
-        if spec.avg_down:  # the pool takes the stride, the conv has none
-            self.conv_bn(cin, cout, (size - 1) // stride + 1)
-        else:
-            self.conv_bn(cin, cout, size, stride=stride)
-
-    def bottleneck(self, spec: NetSpec, index: int, cin: int, size: int, stride: int) -> int:
-        stage = spec.stages[index]
-        self.conv_bn(cin, stage.width, size)
-        if spec.avd and stride > 1:  # a 3x3 average pool takes the stride, before or after the SK conv
-            out = (size - 1) // stride + 1
-            self.sk_conv(spec, index, stage.width, stage.width, out if spec.avd_first else size, 1)
-        else:
-            out = self.sk_conv(spec, index, stage.width, stage.width, size, stride)
-        self.conv_bn(stage.width, stage.out_width, out)
-        self.unit_attention(spec, stage.out_width, out)
-        self.shortcut(spec, cin, stage.out_width, size, stride)
-        return out
-
-    def basic(self, spec: NetSpec, index: int, cin: int, size: int, stride: int) -> int:
-        stage = spec.stages[index]
-        out = self.sk_conv(spec, index, cin, stage.width, size, stride)
-        self.conv_bn(stage.width, stage.out_width, out, kernel=3)
-        self.unit_attention(spec, stage.out_width, out)
-        self.shortcut(spec, cin, stage.out_width, size, stride)
-        return out
-
-    def shuffle_unit(self, spec: NetSpec, index: int, cin: int, size: int, stride: int) -> int:
-        stage = spec.stages[index]
-        half = stage.out_width // 2
-        if stride > 1:
-            self.conv_bn(cin, half, self.sk_conv(spec, index, cin, cin, size, stride))
-        self.conv_bn(cin if stride > 1 else half, stage.width, size)
-        out = self.sk_conv(spec, index, stage.width, stage.width, size, stride)
-        self.conv_bn(stage.width, half, out)
-        self.unit_attention(spec, stage.out_width, out)
-        return out
-
-    def stem(self, spec: NetSpec, size: int) -> int:
-        if spec.template == "cifar":
-            return self.conv_bn(3, spec.stem_width, size, 3)
-        if spec.deep_stem:
-            inner = spec.stem_width // 2
-            out = self.conv_bn(3, inner, size, 3, stride=2)
-            self.conv_bn(inner, inner, out, 3)
-            self.conv_bn(inner, spec.stem_width, out, 3)
-        else:
-            kernel = 7 if spec.template == "imagenet" else 3
-            out = self.conv_bn(3, spec.stem_width, size, kernel, stride=2)
-        return (out - 1) // 2 + 1  # 3x3/2 max pool, padding 1
-
-    def part(self, name: str) -> PartComplexity:
-        return PartComplexity(name, self.params, self.macs, self.activations)
-
-
-_UNITS = {"bottleneck": _Tally.bottleneck, "basic": _Tally.basic, "shuffle": _Tally.shuffle_unit}
+# The blocks state their own costs beside their forwards (layers.py, nets.py); this only names them.
 
 
 def analytic_count(spec: NetSpec, input_size: int) -> Complexity:
-    """Walk the spec part by part; a stage's repeated units are counted once and multiplied."""
-    stem = _Tally()
-    size = stem.stem(spec, input_size)
-    parts = [stem.part("stem")]
-    unit = _UNITS[spec.block if spec.template != "shufflenetv2" else "shuffle"]
-    for index, stage in enumerate(spec.stages):
-        first, rest = _Tally(), _Tally()
-        size = unit(first, spec, index, spec.stage_in_width(index), size, spec.stage_stride(index))
-        if stage.depth > 1:
-            unit(rest, spec, index, stage.out_width, size, 1)
-            first.add(rest, stage.depth - 1)
-        if spec.attention_module == "bam" and index < len(spec.stages) - 1:
-            first.bottleneck_attention(stage.out_width, size)
-        parts.append(first.part(f"stage{index + 1}"))
-    head = _Tally()
-    if spec.head_width:
-        head.conv_bn(spec.stages[-1].out_width, spec.head_width, size)
-    head.pointwise(spec.features_width, spec.num_classes, bias=True)
-    parts.append(head.part("head"))
+    """The blocks' own costs (nets.network_cost), part by part."""
+    parts = tuple(
+        PartComplexity(name, cost.params, cost.macs, cost.activations) for name, cost in network_cost(spec, input_size)
+    )
     return Complexity(
         params=sum(p.params for p in parts),
         macs=sum(p.macs for p in parts),
         activations=sum(p.activations for p in parts),
         input_size=input_size,
         method="analytic",
-        parts=tuple(parts),
+        parts=parts,
     )
 
 

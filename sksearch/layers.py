@@ -1,5 +1,10 @@
 """Building blocks: conv-BN-act, the SK convolution (split / fuse / select), SE, CBAM and BAM.
 
+Each block states its own cost beside its forward (pycls's `complexity()` pattern): a static
+`cost(tally, ...)` that takes the block's constructor arguments and the input's spatial size, adds
+the block's parameters, MACs and output activations to a `Cost`, and returns the output size.
+The analytic counter (sksearch.complexity) only composes these; fvcore checks them on random specs.
+
 Only torch is imported here: a GPU box or a laptop can build models without ray, optuna or fvcore.
 """
 
@@ -12,6 +17,42 @@ from typing import Any
 
 import torch
 from torch import nn
+
+
+class Cost:
+    """Learnable parameters, multiply-accumulates and output activations (batch 1, eval mode) of
+    the blocks stated into it, in plain integers."""
+
+    __slots__ = ("activations", "macs", "params")
+
+    def __init__(self) -> None:
+        self.params = self.macs = self.activations = 0
+
+    def add(self, other: Cost, times: int = 1) -> None:
+        self.params += times * other.params
+        self.macs += times * other.macs
+        self.activations += times * other.activations
+
+    def conv(self, cin: int, cout: int, size: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+             bias: bool = False, bn: bool = True) -> int:  # fmt: skip
+        """A conv with 'same' padding (any dilation), by default without bias and with BN after it:
+        returns the output size."""
+        out = (size - 1) // stride + 1
+        weights = cout * (cin // groups) * kernel * kernel
+        self.params += weights + (cout if bias else 0) + (2 * cout if bn else 0)
+        self.macs += weights * out * out
+        self.activations += cout * out * out
+        return out
+
+    def pointwise(self, cin: int, cout: int, bias: bool, groups: int = 1) -> None:
+        """A 1x1 conv or linear layer on a pooled (1x1) input."""
+        weights = cin // groups * cout
+        self.params += weights + (cout if bias else 0)
+        self.macs += weights
+        self.activations += cout
+
+    def batch_norm(self, channels: int) -> None:
+        self.params += 2 * channels
 
 
 class ConvBnAct(nn.Sequential):
@@ -44,6 +85,11 @@ class ConvBnAct(nn.Sequential):
             layers["act"] = nn.ReLU(inplace=True)
         super().__init__(layers)
 
+    @staticmethod
+    def cost(tally: Cost, in_channels: int, out_channels: int, size: int, kernel: int = 1, stride: int = 1,
+             groups: int = 1) -> int:  # fmt: skip
+        return tally.conv(in_channels, out_channels, size, kernel, stride, groups)
+
 
 class SelectAttention(nn.Module):
     """Fuse and select of eq. (3)-(5): pooled statistics -> fc -> BN -> ReLU -> fc -> gate.
@@ -72,6 +118,14 @@ class SelectAttention(nn.Module):
         reduce["act"] = nn.ReLU(inplace=True)
         self.reduce = nn.Sequential(reduce)
         self.select = nn.Conv2d(dim, channels * num_branches, 1, groups=groups, bias=bias)
+
+    @staticmethod
+    def cost(tally: Cost, channels: int, num_branches: int, dim: int, gate: str = "softmax", groups: int = 1,
+             bias: bool = False, fuse_bn: bool = True) -> None:  # fmt: skip
+        tally.pointwise(channels, dim, bias, groups)
+        if fuse_bn:
+            tally.batch_norm(dim)
+        tally.pointwise(dim, channels * num_branches, bias, groups)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         logits = self.select(self.reduce(pooled))
@@ -119,6 +173,17 @@ class SKConv(nn.Module):
             else SelectAttention(out_channels, len(self.paths), attention_dim, **(attention or {}))
         )
 
+    @staticmethod
+    def cost(tally: Cost, size: int, arguments: Mapping[str, Any]) -> int:
+        """`arguments`: the constructor's, by name (nets.sk_conv_arguments gives all of them)."""
+        out_channels, branches = arguments["out_channels"] or arguments["in_channels"], len(arguments["kernel_size"])
+        path_in = arguments["in_channels"] // branches if arguments["split_input"] else arguments["in_channels"]
+        for kernel, group in zip(arguments["kernel_size"], arguments["groups"], strict=True):
+            out = tally.conv(path_in, out_channels, size, kernel, arguments["stride"], group)
+        if arguments["attention_dim"] is not None:
+            SelectAttention.cost(tally, out_channels, branches, arguments["attention_dim"], **arguments["attention"])
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = x.split(self.split, dim=1) if self.split else [x] * len(self.paths)
         features = [path(part) for path, part in zip(self.paths, inputs, strict=True)]
@@ -165,10 +230,20 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduction: int, min_dim: int = 1):
         super().__init__()
-        hidden = max(channels // reduction, min_dim)
+        hidden = self.hidden_width(channels, reduction, min_dim)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    @staticmethod
+    def hidden_width(channels: int, reduction: int, min_dim: int = 1) -> int:
+        return max(channels // reduction, min_dim)
+
+    @staticmethod
+    def cost(tally: Cost, channels: int, reduction: int, min_dim: int = 1) -> None:
+        hidden = SqueezeExcite.hidden_width(channels, reduction, min_dim)
+        tally.pointwise(channels, hidden, bias=True)
+        tally.pointwise(hidden, channels, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gates = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
@@ -182,11 +257,24 @@ class ChannelSpatialAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16, kernel: int = 7):
         super().__init__()
-        hidden = max(int(channels / reduction + 0.5), 1)  # timm rounds to the nearest
+        hidden = self.hidden_width(channels, reduction)
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=False)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
         self.spatial = ConvBnAct(2, 1, kernel, act=False)
+
+    @staticmethod
+    def hidden_width(channels: int, reduction: int) -> int:
+        return max(int(channels / reduction + 0.5), 1)  # timm rounds to the nearest
+
+    @staticmethod
+    def cost(tally: Cost, channels: int, size: int, reduction: int = 16, kernel: int = 7) -> None:
+        hidden = ChannelSpatialAttention.hidden_width(channels, reduction)
+        tally.pointwise(channels, hidden, bias=False)
+        tally.pointwise(hidden, channels, bias=False)
+        tally.macs += channels * hidden * 2  # the shared MLP runs twice: on average and max statistics
+        tally.activations += hidden + channels
+        tally.conv(2, 1, size, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         average = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
@@ -203,7 +291,7 @@ class BottleneckAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16, dilation: int = 4):
         super().__init__()
-        hidden = max(channels // reduction, 1)
+        hidden = self.hidden_width(channels, reduction)
         self.channel = nn.Sequential(
             nn.Conv2d(channels, hidden, 1),
             nn.BatchNorm2d(hidden),
@@ -216,6 +304,21 @@ class BottleneckAttention(nn.Module):
             spatial.append(nn.Conv2d(hidden, hidden, 3, padding=dilation, dilation=dilation))
         spatial += [nn.BatchNorm2d(hidden), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1)]
         self.spatial = nn.Sequential(*spatial)
+
+    @staticmethod
+    def hidden_width(channels: int, reduction: int) -> int:
+        return max(channels // reduction, 1)
+
+    @staticmethod
+    def cost(tally: Cost, channels: int, size: int, reduction: int = 16, dilation: int = 4) -> None:
+        hidden = BottleneckAttention.hidden_width(channels, reduction)
+        tally.pointwise(channels, hidden, bias=True)
+        tally.batch_norm(hidden)
+        tally.pointwise(hidden, channels, bias=True)
+        tally.conv(channels, hidden, size, bias=True)  # each BN follows its conv here
+        for _ in range(2):
+            tally.conv(hidden, hidden, size, kernel=3, bias=True)
+        tally.conv(hidden, 1, size, bias=True, bn=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gates = (self.channel(x.mean((2, 3), keepdim=True)) + self.spatial(x)).sigmoid()

@@ -3,6 +3,9 @@
 Templates (see NetSpec): ResNeXt-style bottleneck networks for `imagenet` and `cifar`, and
 ShuffleNetV2 for `shufflenetv2`. Every grouped 3x3 conv of the original design is an SKConv;
 with one branch and no attention it is exactly the original conv (ResNeXt, ShuffleNetV2).
+
+Beside each unit's forward is its `cost` (sksearch.layers.Cost), and `network_cost` composes them
+part by part: the analytic counter (sksearch.complexity) is that composition.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sksearch.layers import BottleneckAttention, ChannelSpatialAttention, ConvBnAct, SKConv, SqueezeExcite
+from sksearch.layers import BottleneckAttention, ChannelSpatialAttention, ConvBnAct, Cost, SKConv, SqueezeExcite
 from sksearch.presets import preset
 from sksearch.spec import NetSpec, is_spec_file, read_spec
 
@@ -35,6 +38,20 @@ class Bottleneck(nn.Module):
         self.se = unit_attention(spec, out_channels)
         self.shortcut = shortcut(spec, in_channels, out_channels, stride)
         self.act = nn.ReLU(inplace=True)
+
+    @staticmethod
+    def cost(tally: Cost, spec: NetSpec, in_channels: int, stage: int, stride: int, size: int) -> int:
+        width, out_channels = spec.stages[stage].width, spec.stages[stage].out_width
+        ConvBnAct.cost(tally, in_channels, width, size)
+        if spec.avd and stride > 1:  # the 3x3 average pool takes the stride, before or after the SK conv
+            out = (size - 1) // stride + 1
+            SKConv.cost(tally, out if spec.avd_first else size, sk_conv_arguments(spec, stage, width, width, 1))
+        else:
+            out = SKConv.cost(tally, size, sk_conv_arguments(spec, stage, width, width, stride))
+        ConvBnAct.cost(tally, width, out_channels, out)
+        unit_attention_cost(tally, spec, out_channels, out)
+        shortcut_cost(tally, spec, in_channels, out_channels, size, stride)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -59,6 +76,15 @@ class BasicUnit(nn.Module):
         self.shortcut = shortcut(spec, in_channels, out_channels, stride)
         self.act = nn.ReLU(inplace=True)
 
+    @staticmethod
+    def cost(tally: Cost, spec: NetSpec, in_channels: int, stage: int, stride: int, size: int) -> int:
+        width, out_channels = spec.stages[stage].width, spec.stages[stage].out_width
+        out = SKConv.cost(tally, size, sk_conv_arguments(spec, stage, in_channels, width, stride))
+        ConvBnAct.cost(tally, width, out_channels, out, kernel=3)
+        unit_attention_cost(tally, spec, out_channels, out)
+        shortcut_cost(tally, spec, in_channels, out_channels, size, stride)
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _residual(self, self.conv2(self.conv1(x)), x)
 
@@ -77,6 +103,13 @@ def unit_attention(spec: NetSpec, channels: int) -> nn.Module | None:
     return ChannelSpatialAttention(channels) if spec.attention_module == "cbam" else None
 
 
+def unit_attention_cost(tally: Cost, spec: NetSpec, channels: int, size: int) -> None:
+    if spec.se:
+        SqueezeExcite.cost(tally, channels, spec.se_reduction, spec.se_min_dim)
+    elif spec.attention_module == "cbam":
+        ChannelSpatialAttention.cost(tally, channels, size)
+
+
 def shortcut(spec: NetSpec, in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
     """The projection shortcut where shapes change: a strided 1x1 conv + BN, or with ResNet-D's
     `avg_down` a 2x2 average pool (ceil mode) and an unstrided 1x1 conv + BN."""
@@ -86,6 +119,15 @@ def shortcut(spec: NetSpec, in_channels: int, out_channels: int, stride: int) ->
         return ConvBnAct(in_channels, out_channels, 1, stride=stride, act=False)
     pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
     return nn.Sequential(pool, ConvBnAct(in_channels, out_channels, 1, act=False))
+
+
+def shortcut_cost(tally: Cost, spec: NetSpec, in_channels: int, out_channels: int, size: int, stride: int) -> None:
+    if stride == 1 and in_channels == out_channels:
+        return
+    if spec.avg_down:  # the pool takes the stride, the conv has none
+        ConvBnAct.cost(tally, in_channels, out_channels, (size - 1) // stride + 1)
+    else:
+        ConvBnAct.cost(tally, in_channels, out_channels, size, stride=stride)
 
 
 class ShuffleUnit(nn.Module):
@@ -111,6 +153,19 @@ class ShuffleUnit(nn.Module):
             ConvBnAct(width, half, 1),
         )
         self.se = unit_attention(spec, out_channels)
+
+    @staticmethod
+    def cost(tally: Cost, spec: NetSpec, in_channels: int, stage: int, stride: int, size: int) -> int:
+        width, out_channels = spec.stages[stage].width, spec.stages[stage].out_width
+        half = out_channels // 2
+        if stride > 1:
+            down = SKConv.cost(tally, size, sk_conv_arguments(spec, stage, in_channels, in_channels, stride))
+            ConvBnAct.cost(tally, in_channels, half, down)
+        ConvBnAct.cost(tally, in_channels if stride > 1 else half, width, size)
+        out = SKConv.cost(tally, size, sk_conv_arguments(spec, stage, width, width, stride))
+        ConvBnAct.cost(tally, width, half, out)
+        unit_attention_cost(tally, spec, out_channels, out)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is None:
@@ -178,6 +233,43 @@ def _stem(spec: NetSpec) -> nn.Sequential:
     return nn.Sequential(*convs, nn.MaxPool2d(3, stride=2, padding=1))
 
 
+def _stem_cost(tally: Cost, spec: NetSpec, size: int) -> int:
+    if spec.template == "cifar":
+        return ConvBnAct.cost(tally, 3, spec.stem_width, size, 3)
+    if spec.deep_stem:
+        inner = spec.stem_width // 2
+        out = ConvBnAct.cost(tally, 3, inner, size, 3, stride=2)
+        ConvBnAct.cost(tally, inner, inner, out, 3)
+        ConvBnAct.cost(tally, inner, spec.stem_width, out, 3)
+    else:
+        out = ConvBnAct.cost(tally, 3, spec.stem_width, size, 7 if spec.template == "imagenet" else 3, stride=2)
+    return (out - 1) // 2 + 1  # 3x3/2 max pool, padding 1
+
+
+def network_cost(spec: NetSpec, input_size: int) -> list[tuple[str, Cost]]:
+    """The cost of each part SKNet builds (stem, stage1.., head with the fc) at `input_size`, from
+    the blocks' own costs; a stage's repeated units are counted once and multiplied."""
+    stem = Cost()
+    size = _stem_cost(stem, spec, input_size)
+    parts = [("stem", stem)]
+    unit = unit_class_of(spec)
+    for index, stage in enumerate(spec.stages):
+        first, rest = Cost(), Cost()
+        size = unit.cost(first, spec, spec.stage_in_width(index), index, spec.stage_stride(index), size)
+        if stage.depth > 1:
+            unit.cost(rest, spec, stage.out_width, index, 1, size)
+            first.add(rest, stage.depth - 1)
+        if spec.attention_module == "bam" and index < len(spec.stages) - 1:
+            BottleneckAttention.cost(first, stage.out_width, size)
+        parts.append((f"stage{index + 1}", first))
+    head = Cost()
+    if spec.head_width:
+        ConvBnAct.cost(head, spec.stages[-1].out_width, spec.head_width, size)
+    head.pointwise(spec.features_width, spec.num_classes, bias=True)  # the fc, after the pool
+    parts.append(("head", head))
+    return parts
+
+
 def init_weights(model: SKNet, zero_init_last_bn: bool = False) -> None:
     """Kaiming (He et al. [8]) init for convs, BN to identity; optionally each bottleneck's last BN
     to zero, so that every residual unit starts as the identity (shuffle units have no residual sum)."""
@@ -198,30 +290,33 @@ def init_weights(model: SKNet, zero_init_last_bn: bool = False) -> None:
 
 
 def sk_conv(spec: NetSpec, stage: int, in_channels: int, out_channels: int, stride: int, label: str) -> SKConv:
-    """The spec's SK unit mapped onto the layer's plain arguments; in a stage without attention
-    (`attention_stages`) it is the plain conv of branch 0."""
+    return SKConv(**sk_conv_arguments(spec, stage, in_channels, out_channels, stride), label=label)
+
+
+def sk_conv_arguments(spec: NetSpec, stage: int, in_channels: int, out_channels: int, stride: int) -> dict[str, Any]:
+    """The spec's SK unit mapped onto SKConv's plain arguments (for the layer and its cost alike);
+    in a stage without attention (`attention_stages`) it is the plain conv of branch 0."""
     unit = spec.unit
     attended = spec.has_attention(stage)
     branches = unit.branches if attended else unit.branches[:1]
     selects = unit.selects and attended
-    return SKConv(
-        in_channels,
-        out_channels,
-        kernel_size=[branch.kernel for branch in branches],
-        dilation=[branch.dilation for branch in branches],
-        groups=[branch.groups_for(out_channels) for branch in branches],
-        act=[branch.relu for branch in branches],
-        attention_dim=unit.attention_dim(out_channels) if selects else None,
-        stride=stride,
-        split_input=unit.split_input and attended,
-        attention={
+    return {
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "kernel_size": [branch.kernel for branch in branches],
+        "dilation": [branch.dilation for branch in branches],
+        "groups": [branch.groups_for(out_channels) for branch in branches],
+        "act": [branch.relu for branch in branches],
+        "attention_dim": unit.attention_dim(out_channels) if selects else None,
+        "stride": stride,
+        "split_input": unit.split_input and attended,
+        "attention": {
             "gate": unit.gate,
             "groups": unit.attention_groups(out_channels),
             "bias": unit.kind == "split",
             "fuse_bn": unit.fuse_bn,
         },
-        label=label,
-    )
+    }
 
 
 def resolve_spec(spec_or_name: NetSpec | str | Path | Mapping[str, Any], **overrides: Any) -> NetSpec:
