@@ -98,10 +98,10 @@ class Unit:
     attention: bool = True
     reduction: int = 16
     min_dim: int = 32
-    kind: str = "sk"
-    gate: str = "softmax"
+    kind: str = field(default="sk", metadata={"choices": KINDS})
+    gate: str = field(default="softmax", metadata={"choices": GATES})
     split_input: bool = False
-    width_rule: str = "paper"
+    width_rule: str = field(default="paper", metadata={"choices": WIDTH_RULES})
     divisor: int = 8
     fuse_bn: bool = True
 
@@ -212,17 +212,17 @@ class NetSpec:
     """
 
     stages: tuple[Stage, ...]
-    template: str = "imagenet"
+    template: str = field(default="imagenet", metadata={"knob": False})  # a space's networks share their base's
     unit: Unit = field(default_factory=Unit)
     se: bool = False
     se_reduction: int = 16
     se_min_dim: int = 1  # the floor of SE's hidden width max(C // r, floor), as L is the SK fuse width's
-    num_classes: int = 1000
+    num_classes: int = field(default=1000, metadata={"knob": False})  # the dataset's, set by the recipe
     stem_width: int | None = None
-    head_width: int | None = None
+    head_width: int | None = field(default=None, metadata={"minimum": 0})
     input_size: int | None = None
-    block: str = "bottleneck"
-    attention_module: str = "none"
+    block: str = field(default="bottleneck", metadata={"choices": BLOCKS})
+    attention_module: str = field(default="none", metadata={"choices": ATTENTION_MODULES})
     attention_stages: tuple[int, ...] | None = None
     deep_stem: bool = False
     avg_down: bool = False

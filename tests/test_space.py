@@ -478,3 +478,33 @@ def test_an_invalid_family_combination_is_rejected_as_its_knob():
     space = parse_space({"base": "sknet50", "knobs": {"unit.kind": {"grid": ["sk", "split"]}}})
     draw = space.enumerate()
     assert len(draw) == 1 and draw.rejected == {"invalid unit.branches[1]": 1}  # K3 and K5 are no radix splits
+
+
+def test_every_scalar_field_of_the_spec_is_a_knob_by_its_path():
+    """Knob paths and types come from NetSpec's dataclass fields: a field added to the spec is a
+    knob without a second list to edit; fields marked `knob: False` are refused as knobs."""
+    import dataclasses
+    import re
+
+    from sksearch.search.knobs import read_path
+    from sksearch.search.spacefile import parse_space
+    from sksearch.spec import Branch, NetSpec, Stage, Unit
+
+    base = sksearch.preset("sknet50")
+    data = base.to_dict()
+    scopes = {"stages[1].": Stage, "unit.branches[1].": Branch, "unit.": Unit, "": NetSpec}
+    checked = 0
+    for prefix, scope in scopes.items():
+        for spec_field in dataclasses.fields(scope):
+            value = read_path(data, prefix + spec_field.name)
+            if isinstance(value, (dict, list, tuple)) or value is None:
+                continue  # a structure, not one value
+            path = prefix + spec_field.name
+            if spec_field.metadata.get("knob", True):
+                space = parse_space({"base": "sknet50", "knobs": {path: value}})
+                assert space.knobs[0].type.path == path
+                checked += 1
+            else:
+                with pytest.raises(sksearch.ConfigError, match=f"knobs.{re.escape(path)}: unknown knob"):
+                    parse_space({"base": "sknet50", "knobs": {path: value}})
+    assert checked >= 25

@@ -12,6 +12,7 @@ Going back from a spec to a knob's value reads the path, or asks the shortcut's 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import random
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sksearch.presets import KERNELS, PRESETS, preset
-from sksearch.spec import ATTENTION_MODULES, BLOCKS, DEPTHWISE, GATES, KINDS, WIDTH_RULES, Branch, NetSpec
+from sksearch.spec import DEPTHWISE, Branch, NetSpec, Stage, Unit
 from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
 
 if TYPE_CHECKING:
@@ -122,45 +123,44 @@ class Knob:
 
 # -- spec paths ---------------------------------------------------------------------------------
 
+# Knob paths, types and aliases come from NetSpec's dataclass fields: a scalar field is a knob
+# (unless its metadata says `knob: False`) whose values are checked by its type, a str field's
+# `choices` and an int field's `minimum` (1 unless stated).
+_SCOPES = {"stages[{}].": Stage, "unit.branches[{}].": Branch, "unit.": Unit, "": NetSpec}
+_PATH_GROUPS = {"stages[{}].": "stage", "unit.branches[{}].": "branch", "unit.": "unit", "": "top"}  # regex groups
+_INDEXED_ALIASES = ("depth", "groups", "relu")  # depth_<s>, groups_<m>, relu_<m>
+
+
+def _leaf_type(spec_field: dataclasses.Field) -> KnobType | None:
+    """The knob type of a scalar spec field; None for a field that is not a knob."""
+    if not spec_field.metadata.get("knob", True):
+        return None
+    kind = str(spec_field.type).replace(" | None", "")
+    if kind == "bool":
+        return KnobType(boolean)
+    if kind == "int":
+        return KnobType(functools.partial(integer, minimum=spec_field.metadata.get("minimum", 1)), "int")
+    if kind == "int | str":
+        return KnobType(_groups, "int")
+    if kind == "str":
+        return KnobType(functools.partial(_choice, spec_field.metadata["choices"]))
+    return None  # nested structures (stages, unit, branches, attention_stages) are not one value
+
+
 _LEAF_TYPES = {
-    "depth": KnobType(_count, "int"),
-    "width": KnobType(_count, "int"),
-    "out_width": KnobType(_count, "int"),
-    "kernel": KnobType(_count, "int"),
-    "dilation": KnobType(_count, "int"),
-    "groups": KnobType(_groups, "int"),
-    "relu": KnobType(boolean),
-    "attention": KnobType(boolean),
-    "reduction": KnobType(_count, "int"),
-    "min_dim": KnobType(_count, "int"),
-    "se": KnobType(boolean),
-    "se_reduction": KnobType(_count, "int"),
-    "se_min_dim": KnobType(_count, "int"),
-    "stem_width": KnobType(_count, "int"),
-    "head_width": KnobType(_count_or_zero, "int"),
-    "input_size": KnobType(_count, "int"),
-    "kind": KnobType(functools.partial(_choice, KINDS)),
-    "gate": KnobType(functools.partial(_choice, GATES)),
-    "split_input": KnobType(boolean),
-    "width_rule": KnobType(functools.partial(_choice, WIDTH_RULES)),
-    "divisor": KnobType(_count, "int"),
-    "fuse_bn": KnobType(boolean),
-    "block": KnobType(functools.partial(_choice, BLOCKS)),
-    "attention_module": KnobType(functools.partial(_choice, ATTENTION_MODULES)),
-    **{name: KnobType(boolean) for name in ("deep_stem", "avg_down", "avd", "avd_first")},
+    prefix: {f.name: leaf for f in dataclasses.fields(scope) if (leaf := _leaf_type(f)) is not None}
+    for prefix, scope in _SCOPES.items()
 }
 _SPEC_PATH = re.compile(
-    r"stages\[(?P<stage>\d+)\]\.(depth|width|out_width)"
-    r"|unit\.branches\[(?P<branch>\d+)\]\.(kernel|dilation|groups|relu)"
-    r"|unit\.(attention|reduction|min_dim|kind|gate|split_input|width_rule|divisor|fuse_bn)"
-    r"|se|se_reduction|se_min_dim|stem_width|head_width|input_size"
-    r"|block|attention_module|deep_stem|avg_down|avd|avd_first"
+    "|".join(
+        re.escape(prefix).replace(r"\{\}", rf"(?P<{name}>\d+)") + f"(?P<{name}_leaf>{'|'.join(leaves)})"
+        for prefix, leaves in _LEAF_TYPES.items()
+        for name in [_PATH_GROUPS[prefix]]
+    )
 )
-# Named shortcuts that are a spec path under another name
-_ALIASES = {"attention": "unit.attention", "reduction": "unit.reduction", "min_dim": "unit.min_dim",
-            **{name: f"unit.{name}" for name in ("kind", "gate", "split_input", "width_rule", "divisor", "fuse_bn")},
-            "depth_{}": "stages[{}].depth", "groups_{}": "unit.branches[{}].groups",
-            "relu_{}": "unit.branches[{}].relu"}  # fmt: skip
+# Named shortcuts that are a spec path under another name: every unit field by its own name, and
+# a stage's depth or a branch's groups and ReLU with its index
+_ALIASES = {name: f"unit.{name}" for name in _LEAF_TYPES["unit."]}
 
 
 def _tokens(path: str) -> list[str | int]:
@@ -188,8 +188,11 @@ def write_path(data: dict[str, Any], path: str, value: Any) -> None:
 def _alias_of(name: str) -> str | None:
     if name in _ALIASES:
         return _ALIASES[name]
-    indexed = re.fullmatch(r"(depth|groups|relu)_(\d+)", name)
-    return _ALIASES[f"{indexed.group(1)}_{{}}"].format(indexed.group(2)) if indexed else None
+    indexed = re.fullmatch(rf"({'|'.join(_INDEXED_ALIASES)})_(\d+)", name)
+    if indexed is None:
+        return None
+    prefix = next(prefix for prefix, leaves in _LEAF_TYPES.items() if indexed.group(1) in leaves)
+    return prefix.format(indexed.group(2)) + indexed.group(1)
 
 
 def _path_type(name: str, path: str, space: Space) -> KnobType:
@@ -199,7 +202,8 @@ def _path_type(name: str, path: str, space: Space) -> KnobType:
     stages = len(space.base.stages)
     if match.group("stage") is not None and int(match.group("stage")) >= stages:
         raise ConfigError(f"knobs.{name}", f"stage {match.group('stage')} does not exist (the base has {stages})")
-    leaf = _LEAF_TYPES[path.rsplit(".", 1)[-1]]
+    prefix = next(prefix for prefix, group in _PATH_GROUPS.items() if match.group(f"{group}_leaf"))
+    leaf = _LEAF_TYPES[prefix][path.rsplit(".", 1)[-1]]
     branch = int(match.group("branch")) if match.group("branch") is not None else None
     return KnobType(leaf.parse, leaf.numeric, branch=branch, path=path)
 
