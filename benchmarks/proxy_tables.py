@@ -61,8 +61,8 @@ search:
 """
 
 
-def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> float:
-    """Run the sweep (or finish an interrupted one); returns its wall time in seconds (0 if done)."""
+def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> None:
+    """Run the sweep, or finish an interrupted one (nothing to do when it finished)."""
     from sksearch.runfiles import read_trials
     from sksearch.search import plan_sweep, resume_sweep, run_sweep
 
@@ -70,8 +70,7 @@ def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> float
     table = read_trials(str(run_dir)) if (run_dir / "sweep.json").exists() else pd.DataFrame()
     if len(table) and (table["status"] == "completed").all() and len(table) == expected_trials(space, seeds):
         print(f"{name}: finished already ({len(table)} trials)", flush=True)
-        return 0.0
-    started = time.monotonic()
+        return
     if (run_dir / "sweep.json").exists():
         print(f"{name}: resuming", flush=True)
         resume_sweep(str(run_dir), num_cpus=2)
@@ -79,7 +78,6 @@ def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> float
         plan = plan_sweep(space, recipe="proxy", seeds=seeds, storage=str(runs), name=name)
         print(f"{name}: {expected_trials(space, seeds)} trials", flush=True)
         run_sweep(plan, num_cpus=2, progress=True)
-    return time.monotonic() - started
 
 
 def expected_trials(space: Path, seeds: list[int]) -> int:
@@ -104,10 +102,13 @@ def main() -> None:
     timing_file = runs / "timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     for space, name in ((pilot, "pilot"), (ROOT / "spaces/table7.yaml", "table7"), (extra, "table6")):
-        seconds = run_or_resume(space, name, runs, seeds)
-        if seconds:
-            timing[name] = timing.get(name, 0.0) + seconds
-            timing_file.write_text(json.dumps(timing, indent=2))
+        started = time.monotonic()
+        try:
+            run_or_resume(space, name, runs, seeds)
+        finally:  # an interrupted run's time counts too: resumed, it adds the rest
+            if time.monotonic() - started > 60:
+                timing[name] = timing.get(name, 0.0) + time.monotonic() - started
+                timing_file.write_text(json.dumps(timing, indent=2))
     if not args.train_only:
         from benchmarks.proxy_report import report
 
