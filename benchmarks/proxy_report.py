@@ -27,16 +27,19 @@ SCALES = (1.0, 1.5, 2.0)
 ATTENTION_SAMPLES = 1024
 
 
-def report(runs: Path, out: Path, timing: dict[str, float]) -> None:
-    for name in ("table7", "table6"):
+def report(runs: Path, out: Path, timing: dict[str, float], finished: list[str]) -> None:
+    """The findings of the `finished` sweeps (table7, and table6 once it has run) into `out`."""
+    for name in finished:
         for file in SWEEP_FILES:
             (out / name).mkdir(parents=True, exist_ok=True)
             shutil.copy(runs / name / file, out / name / file)
     table7 = load_results([out / "table7"])
-    both = load_results([out / "table7", out / "table6"])
-    table6 = both[both["archid"].isin({preset(model).archid for model in table_models("T6")})]
-    figures: dict[str, object] = {}
-    for name, frame in (("table7", table7), ("table6", table6)):
+    frames = {"table7": table7}
+    if "table6" in finished:
+        both = load_results([out / "table7", out / "table6"])
+        frames["table6"] = both[both["archid"].isin({preset(model).archid for model in table_models("T6")})]
+    figures: dict[str, object] = {"sweeps": finished}
+    for name, frame in frames.items():
         table = paper_table(frame, name)
         atomic_write_text(out / f"paper_{name}.md", render_paper_table(table, name, list(frame["recipe"])))
         atomic_write_text(out / f"paper_{name}.csv", table.to_csv(index=False))

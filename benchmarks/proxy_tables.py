@@ -63,13 +63,11 @@ search:
 
 def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> None:
     """Run the sweep, or finish an interrupted one (nothing to do when it finished)."""
-    from sksearch.runfiles import read_trials
     from sksearch.search import plan_sweep, resume_sweep, run_sweep
 
     run_dir = runs / name
-    table = read_trials(str(run_dir)) if (run_dir / "sweep.json").exists() else pd.DataFrame()
-    if len(table) and (table["status"] == "completed").all() and len(table) == expected_trials(space, seeds):
-        print(f"{name}: finished already ({len(table)} trials)", flush=True)
+    if finished_trials(space, name, runs, seeds):
+        print(f"{name}: finished already ({expected_trials(space, seeds)} trials)", flush=True)
         return
     if (run_dir / "sweep.json").exists():
         print(f"{name}: resuming", flush=True)
@@ -78,6 +76,17 @@ def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> None:
         plan = plan_sweep(space, recipe="proxy", seeds=seeds, storage=str(runs), name=name)
         print(f"{name}: {expected_trials(space, seeds)} trials", flush=True)
         run_sweep(plan, num_cpus=2, progress=True)
+
+
+def finished_trials(space: Path, name: str, runs: Path, seeds: list[int]) -> bool:
+    """Whether the sweep ran every trial to the end."""
+    from sksearch.runfiles import read_trials
+    from sksearch.schema import RESULT_STATUSES
+
+    run_dir = runs / name
+    table = read_trials(str(run_dir)) if (run_dir / "sweep.json").exists() else pd.DataFrame()
+    done = table["status"].isin(RESULT_STATUSES).all() if len(table) else False
+    return bool(done) and len(table) == expected_trials(space, seeds)
 
 
 def expected_trials(space: Path, seeds: list[int]) -> int:
@@ -92,6 +101,7 @@ def main() -> None:
     parser.add_argument("--runs", default=str(ROOT / "results/proxy-runs"), help="where the sweeps run")
     parser.add_argument("--out", default=str(ROOT / "results/proxy"), help="where the findings are committed")
     parser.add_argument("--train-only", action="store_true", help="run the sweeps, skip the report")
+    parser.add_argument("--report-only", action="store_true", help="report the sweeps that finished, train nothing")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
     runs, out = Path(args.runs), Path(args.out)
@@ -101,7 +111,8 @@ def main() -> None:
     pilot.write_text(PILOT)
     timing_file = runs / "timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
-    for space, name in ((pilot, "pilot"), (ROOT / "spaces/table7.yaml", "table7"), (extra, "table6")):
+    sweeps = ((pilot, "pilot"), (ROOT / "spaces/table7.yaml", "table7"), (extra, "table6"))
+    for space, name in [] if args.report_only else sweeps:
         started = time.monotonic()
         try:
             run_or_resume(space, name, runs, seeds)
@@ -112,7 +123,8 @@ def main() -> None:
     if not args.train_only:
         from benchmarks.proxy_report import report
 
-        report(runs, out, timing)
+        finished = [name for space, name in sweeps[1:] if finished_trials(space, name, runs, seeds)]
+        report(runs, out, timing, finished)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,55 @@ The public API, in one place:
 - errors: `ConfigError`.
 
 A model argument is a NetSpec, a preset name, a spec YAML file or a spec dict everywhere.
-Importing the package, building and analytic counting need only torch; fvcore is imported by the
-fvcore counter, pandas by the results, ray and optuna by the sweep machinery alone.
+Importing the package costs nothing: each name is imported on first use. Building and analytic
+counting need only torch; fvcore is imported by the fvcore counter, pandas by the results, ray and
+optuna by the sweep machinery alone.
 """
 
-from sksearch.complexity import Complexity, count
-from sksearch.layers import record_attention
-from sksearch.nets import SKNet, build
-from sksearch.presets import list_presets, preset
-from sksearch.spec import Branch, NetSpec, Stage, Unit, read_spec
-from sksearch.validation import ConfigError
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+# Public name -> the module that defines it. Imported on first use, so that `import sksearch` (and
+# the command line's start-up, `sksearch --help`) costs no torch, pandas or Ray.
+_LAZY = {
+    "Complexity": "sksearch.complexity",
+    "count": "sksearch.complexity",
+    "record_attention": "sksearch.layers",
+    "SKNet": "sksearch.nets",
+    "build": "sksearch.nets",
+    "list_presets": "sksearch.presets",
+    "preset": "sksearch.presets",
+    "Branch": "sksearch.spec",
+    "NetSpec": "sksearch.spec",
+    "Stage": "sksearch.spec",
+    "Unit": "sksearch.spec",
+    "read_spec": "sksearch.spec",
+    "ConfigError": "sksearch.validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name (or a submodule, `sksearch.complexity`) imported when first asked for."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        try:
+            value = importlib.import_module(f"sksearch.{name}")
+        except ModuleNotFoundError as missing:
+            if missing.name != f"sksearch.{name}":
+                raise
+            raise AttributeError(f"module 'sksearch' has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def pareto(frame, objectives):
@@ -36,14 +75,16 @@ def load_results(*run_dirs):
 
 
 def load_space(path):
-    """Load a search space file (see sksearch.search); imported lazily to keep `import sksearch` light."""
+    """Load a search space file (see sksearch.search)."""
     from sksearch.search import load_space as load
 
     return load(path)
 
 
-def create_model(name: str, num_classes: int = 1000, **overrides) -> SKNet:
+def create_model(name: str, num_classes: int = 1000, **overrides):
     """timm-style constructor: `create_model("sknet50", num_classes=10)`."""
+    from sksearch.nets import build
+
     return build(name, num_classes=num_classes, **overrides)
 
 
@@ -66,4 +107,3 @@ __all__ = [
     "read_spec",
     "record_attention",
 ]
-__version__ = "0.1.0"

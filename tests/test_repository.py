@@ -3,6 +3,8 @@ layout page names every module."""
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -33,3 +35,27 @@ def test_the_layout_page_names_every_module():
         package = f"`{path.parent.relative_to(ROOT).as_posix()}/`"
         rows = [row for row in table.splitlines() if row.startswith(f"| {package}")]
         assert f"| `{relative}`" in table or (rows and f"`{path.stem}`" in rows[0]), relative
+
+
+def test_the_command_line_starts_without_torch_pandas_or_ray():
+    """`sksearch --help` answers at once: the package and the verbs' flags import no heavy library
+    (each verb imports what it needs when it runs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sksearch, sksearch.cli; sksearch.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'ray', 'optuna', 'fvcore') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_public_names_and_submodules_are_there_on_first_use():
+    import sksearch
+
+    assert sksearch.preset("sknet26").archid == sksearch.NetSpec.from_dict(sksearch.preset("sknet26").to_dict()).archid
+    assert sksearch.complexity.count is sksearch.count
+    assert set(sksearch.__all__) <= set(dir(sksearch))
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        sksearch.no_such_name  # noqa: B018

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from sksearch.cli.common import float_list, out_folder, positive_int, verb, write_or_print
-from sksearch.schema import FRONT_SIZES, knob_columns, parse_objectives
 from sksearch.validation import ConfigError
 
 
@@ -54,6 +53,7 @@ def _emit(frame, fmt: str, out: str | None, default_columns=()) -> None:
     """Print or write a table: table (text), csv, json or parquet (parquet needs --out). A wide
     table shows the summary columns and the sweeps' knobs (sksearch.schema)."""
     from sksearch.files import atomic_write
+    from sksearch.schema import knob_columns
 
     if fmt == "parquet":
         if not out:
@@ -80,6 +80,8 @@ def _objectives(parser: argparse.ArgumentParser, help_text: str = "2 or 3, e.g. 
 
 
 def front_objectives(text: str, frame) -> tuple[tuple[str, str], ...]:
+    from sksearch.schema import FRONT_SIZES, parse_objectives
+
     return parse_objectives(text, "--objectives", frame, FRONT_SIZES)
 
 

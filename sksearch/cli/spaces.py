@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from sksearch.cli.common import positive_int, verb, write_or_print
-from sksearch.search import load_space
 from sksearch.validation import ConfigError
 
 
@@ -17,6 +16,8 @@ def _show_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space show", "knobs, size, pass-rate and complexity range", _show_flags)
 def cmd_space_show(args: argparse.Namespace) -> int:
+    from sksearch.search import load_space
+
     space = load_space(args.file)
     print(f"space {space.name} ({args.file})")
     print(f"base: archid {space.base.archid}, {space.base.template}, M={space.base.num_branches}")
@@ -54,6 +55,8 @@ def _sample_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space sample", "draw distinct feasible networks at random", _sample_flags)
 def cmd_space_sample(args: argparse.Namespace) -> int:
+    from sksearch.search import load_space
+
     draw = load_space(args.file).sample(args.n, seed=args.seed, progress=args.n > 100)
     _print_draw(draw)
     return 0
@@ -66,6 +69,8 @@ def _enumerate_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space enumerate", "every feasible network of a finite space", _enumerate_flags)
 def cmd_space_enumerate(args: argparse.Namespace) -> int:
+    from sksearch.search import load_space
+
     space = load_space(args.file)
     draw = space.enumerate(progress=space.finite and len(space) > 2000)
     if args.out:
