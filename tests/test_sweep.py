@@ -260,6 +260,31 @@ def test_the_live_table_stays_short_and_names_networks_and_stopped_trials():
     assert len(rows) == 9 and all(line.endswith((" SK", " sum")) for line in rows)  # e.g. `K3+K5 SK`
 
 
+def test_the_live_table_is_one_line_per_finished_trial_when_the_output_is_not_a_terminal(capsys):
+    """Redirected to a file, the table is not redrawn every 10 s: a line per trial that ends, and
+    the table once at the end."""
+    from ray.tune.experiment import Trial
+
+    from sksearch.search.callbacks import LiveTable
+
+    plan = plan_sweep(SPACES / "smoke.yaml", recipe="smoke", settings={"epochs": 3}, storage="unused")
+    live = LiveTable(plan, interval=0.0)
+    trials = [Trial("run_trial", config={"point": c.knobs, "seed": 0}, stub=True) for c in plan.candidates]
+    for trial in trials:
+        trial.set_status(Trial.RUNNING)
+        trial.update_last_result({"epoch": 2, "top1_err": 50.0})
+    for _ in range(5):
+        live.on_step_end(0, trials)
+    assert capsys.readouterr().out == ""  # not a terminal (pytest captures): nothing redrawn
+    trials[0].update_last_result({"epoch": 3, "top1_err": 41.0, "status": "completed"})
+    live.on_trial_complete(0, trials, trials[0])  # Tune calls it while the trial still reads RUNNING
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[smoke]") and " completed " in lines[0] and "41.00" in lines[0]
+    trials[0].set_status(Trial.TERMINATED)
+    live.on_experiment_end(trials)
+    assert "4 trials: running 3, completed 1" in capsys.readouterr().out
+
+
 def test_the_store_answers_a_rerun_and_trains_only_new_networks(tmp_path, capsys):
     """A finished sweep run again under another name trains nothing (no Ray trial at all); a new
     knob value trains exactly the new network; --no-reuse trains again."""

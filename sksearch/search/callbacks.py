@@ -190,7 +190,9 @@ def rebuild_tables(plan: SweepPlan, trials) -> pd.DataFrame:
 class LiveTable(Callback):
     """A live view of the sweep on the terminal, at most every `interval` seconds, that stays short
     however many trials there are: counts by status, then the running trials, the best few and the
-    latest finished, each with its readable network name (schema.network_names)."""
+    latest finished, each with its readable network name (schema.network_names). When the output is
+    not a terminal (a log file, a pipe), one line per finished trial instead, and the table once at
+    the end: a redirected sweep's log grows with its trials, not with its minutes."""
 
     def __init__(self, plan: SweepPlan, interval: float = 10.0, rows: int = 5):
         self.plan, self.interval, self.rows = plan, interval, rows
@@ -199,11 +201,26 @@ class LiveTable(Callback):
         self.finished_order: dict[str, int] = {}  # trial id -> the order it was first seen finished
 
     def on_step_end(self, iteration, trials, **info):
-        if time.monotonic() - self.shown >= self.interval:
+        if sys.stdout.isatty() and time.monotonic() - self.shown >= self.interval:
             self.show(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._announce(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._announce(trial)
 
     def on_experiment_end(self, trials, **info):
         self.show(trials)
+
+    def _announce(self, trial) -> None:
+        """One line for a trial that ended, when the live table is not drawn."""
+        if sys.stdout.isatty():
+            return
+        row = self._frame([trial]).iloc[0].copy()
+        row["status"] = status_of(trial, trial.last_result or {})[0]  # Tune calls before it sets the status
+        line = self._line(row, self.plan.objectives[0][0]).strip()
+        print(f"[{self.plan.name}] {time.monotonic() - self.started:6.0f}s  {line}", file=sys.stdout, flush=True)
 
     def show(self, trials) -> None:
         self.shown = time.monotonic()
