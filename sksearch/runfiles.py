@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -66,6 +67,7 @@ def trial_row(
         "gmacs": macs / 1e9,
         "epochs": int(last.get("epoch", 0) or 0),
         "wall_time": float(last.get("time_total_s", 0.0) or 0.0),
+        "finished_at": float(last["timestamp"]) if last.get("timestamp") else None,
         "checkpoint": checkpoint,
         "spec": json.dumps(spec.to_dict(), sort_keys=True),
         "recipe_json": json.dumps(dict(recipe), sort_keys=True),
@@ -133,10 +135,15 @@ def ray_trial_states(run_dir: str) -> dict[str, str]:
     from ray.tune import ExperimentAnalysis
 
     names = {"terminated": "finished"}
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it warns of every trial without results yet
     try:
         trials = ExperimentAnalysis(run_dir if is_uri(run_dir) else os.path.abspath(run_dir)).trials
     except Exception:  # no state (yet), or one Ray is rewriting: its own resume says if it is damaged
         return {}
+    finally:
+        quiet.setLevel(level)
     return {trial.trial_id: names.get(trial.status.lower(), trial.status.lower()) for trial in trials}
 
 

@@ -73,6 +73,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "throughput": (COMPLEXITY, "measured: images/s of forward passes at the recipe's batch size, as latency_ms"),
     "epochs": (RUN, "epochs run"),
     "wall_time": (RUN, "seconds the trial ran"),
+    "finished_at": (RUN, "when the trial ended: the time of its last report (Unix seconds); empty in older tables"),
     "checkpoint": (RUN, "the trial's last checkpoint folder"),
     "node_id": (RUN, "the Ray node that ran the last epoch"),
     "resumed_at_epoch": (RUN, "the epoch the trial's last process started after (0: from scratch)"),

@@ -3,6 +3,8 @@
 import io
 import json
 import shutil
+import socket
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -548,3 +550,28 @@ def test_compare_on_a_spec_column_pairs_networks_among_spec_columns(sweep_dir):
     by_knob = compare(frame, "attention", ["top1_err"])
     by_spec = compare(frame, "spec_attention", ["top1_err"])  # the knob `attention` restates it: not a blocker
     assert list(by_spec["diff"]) == list(by_knob["diff"]) and len(by_spec)
+
+
+def test_status_of_a_copied_table_says_what_it_knows_of_its_time_and_no_resume_for_a_finished_sweep(tmp_path, capsys):
+    """A committed sweep checked out elsewhere: no span up to a file's date, no path of the machine
+    it ran on, no resume hint for a sweep that ended; a killed driver's sweep gets the hint."""
+
+    run_dir = tmp_path / "table7"
+    shutil.copytree(Path(__file__).parents[1] / "results/proxy/table7", run_dir)
+    assert main(["status", str(run_dir)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "33 trials: completed 33" in first and "ran " in first and "(the table records no end time)" in first
+    assert "table7.yaml)" in first and "(/" not in first and "resume" not in first
+    (run_dir / "driver.json").write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 7}))  # no such pid
+    assert main(["status", str(run_dir)]) == 0
+    assert f"`sksearch resume {run_dir}` continues it" in capsys.readouterr().out
+
+
+def test_status_counts_an_extended_sweep_whole_and_ends_at_its_last_trial(sweep_dir, capsys):
+    from sksearch.search import sweep_status
+
+    status = sweep_status(str(sweep_dir))
+    table = pd.read_parquet(sweep_dir / "trials.parquet")
+    assert status["trials"] >= len(table) and sum(status["states"].values()) == status["trials"]
+    ended = datetime.fromisoformat(status["ended"]).timestamp()
+    assert ended == pytest.approx(table["finished_at"].max(), abs=1) and not status["resumable"]

@@ -144,10 +144,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     states = ", ".join(f"{state} {n}" for state, n in sorted(status["states"].items())) or "no trials yet"
-    minutes = status["elapsed_s"] / 60
-    timing = f"ran {minutes:.1f} min, ended {status['ended']}" if status["ended"] else f"running for {minutes:.1f} min"
-    print(f"sweep {status['sweep']} ({status['space']}): {status['trials']} trials: {states}; {timing}")
-    if not status["driver_alive"] and any(status["states"].get(s) for s in ("interrupted", "not started")):
+    if status["driver_alive"]:
+        timing = f"running for {status['elapsed_s'] / 60:.1f} min"
+    elif status["ended"]:
+        timing = f"ran {status['elapsed_s'] / 60:.1f} min, ended {status['ended']}"
+    else:  # a table from before end times were recorded
+        timing = f"its trials ran {status['trials_time_s'] / 60:.1f} min in all (the table records no end time)"
+    print(f"sweep {status['sweep']} ({_shown_path(status['space'])}): {status['trials']} trials: {states}; {timing}")
+    if status["resumable"]:
         print(f"no driver is running it: `sksearch resume {args.run_dir}` continues it")
     best = status["best"]
     metric = status["objective"].split(":")[0]
@@ -156,6 +160,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         + (f"{best[metric]:.3f} (trial {best['trial_id']}, archid {best['archid']})" if best else "none finished yet")
     )
     return 0
+
+
+def _shown_path(path: str) -> str:
+    """A path as the reader can use it: relative to here when it is below, else its file name
+    (a plan made on another machine names that machine's folders)."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return Path(path).name
 
 
 # The exit status of a sweep some of whose trials errored after all their retries.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sksearch.files import atomic_write_text, is_uri
-from sksearch.runfiles import TRIALS, ray_trial_states, read_complete_trials
+from sksearch.runfiles import ray_trial_states, read_complete_trials
 from sksearch.schema import best_trial, results_of
 from sksearch.search.plan import load_plan
 
@@ -28,7 +28,9 @@ UNFINISHED = ("pending", "running", "paused")
 
 def sweep_status(run_dir: str) -> dict[str, Any]:
     """Counts by state, best so far, and time: `elapsed_s` since the sweep was planned, up to its
-    end (`ended`, the last table write) once no trial is pending, running or paused."""
+    end (`ended`: its last trial's end, from the table's `finished_at`) once no driver runs it.
+    A table from before end times were kept has no end: `ended` and `elapsed_s` are None, and
+    `trials_time_s` (the trials' own seconds, summed) is what is known."""
     plan = load_plan(run_dir)
     table = read_complete_trials(run_dir)
     ray_states = ray_trial_states(run_dir)
@@ -38,7 +40,7 @@ def sweep_status(run_dir: str) -> dict[str, Any]:
     for state in {**ray_states, **recorded}.values():
         state = state if alive or state not in UNFINISHED else "interrupted"
         states[state] = states.get(state, 0) + 1
-    total = plan.total_trials
+    total = max(plan.total_trials, sum(states.values()))  # an extended sweep's table is the union
     if total > sum(states.values()):
         states["not started"] = total - sum(states.values())
     metric, mode = plan.objectives[0]
@@ -48,27 +50,29 @@ def sweep_status(run_dir: str) -> dict[str, Any]:
         row = best_trial(finished, metric, mode)
         best = {"trial_id": row["trial_id"], "archid": row["archid"], metric: float(row[metric])}
     created = datetime.fromisoformat(plan.created)
-    ended = None if alive else _ended(run_dir)
+    ended = None if alive else _last_end(table)
+    elapsed = ((ended or datetime.now(timezone.utc)) - created).total_seconds() if alive or ended else None
     return {
         "sweep": plan.name,
         "space": plan.space_file,
         "states": states,
         "trials": total,
         "driver_alive": alive,
+        "resumable": not alive and (states.get("interrupted", 0) > 0 or driver_killed(run_dir)),
         "best": best,
         "objective": f"{metric}:{mode}",
-        "elapsed_s": ((ended or datetime.now(timezone.utc)) - created).total_seconds(),
+        "elapsed_s": elapsed,
         "ended": ended.isoformat(timespec="seconds") if ended else None,
+        "trials_time_s": float(table["wall_time"].sum()) if "wall_time" in table else 0.0,
         "rows": len(table),
     }
 
 
-def _ended(run_dir: str) -> datetime | None:
-    """When the table was last written: the run's end once no driver runs it (None at a URI)."""
-    table = os.path.join(run_dir, TRIALS)
-    if is_uri(run_dir) or not os.path.exists(table):
+def _last_end(table) -> datetime | None:
+    """When the last trial of the table ended (None for a table without end times)."""
+    if "finished_at" not in table or table["finished_at"].isna().all():
         return None
-    return datetime.fromtimestamp(os.path.getmtime(table), timezone.utc)
+    return datetime.fromtimestamp(float(table["finished_at"].max()), timezone.utc)
 
 
 # -- the driver marker: who runs the sweep now ------------------------------------------------
@@ -84,6 +88,12 @@ def unmark_driver(run_dir: str) -> None:
     if not is_uri(run_dir):
         with contextlib.suppress(OSError):  # a read-only folder keeps it: status checks the pid is alive
             Path(run_dir, DRIVER).unlink(missing_ok=True)
+
+
+def driver_killed(run_dir: str) -> bool:
+    """Whether the sweep's driver died without ending it: its marker is left and it is not alive
+    (a driver that ends, finished or interrupted, takes its marker away)."""
+    return not is_uri(run_dir) and Path(run_dir, DRIVER).exists() and not driver_alive(run_dir)
 
 
 def driver_alive(run_dir: str) -> bool:
