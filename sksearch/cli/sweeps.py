@@ -144,12 +144,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     states = ", ".join(f"{state} {n}" for state, n in sorted(status["states"].items())) or "no trials yet"
+    summed = f"its trials ran {status['trials_time_s'] / 60:.1f} min in all"
     if status["driver_alive"]:
-        timing = f"running for {status['elapsed_s'] / 60:.1f} min"
+        timing = f"running for {status['elapsed_s'] / 60:.1f} min; {summed} so far"
     elif status["ended"]:
-        timing = f"ran {status['elapsed_s'] / 60:.1f} min, ended {status['ended']}"
+        timing = f"ran {status['elapsed_s'] / 60:.1f} min, ended {status['ended']}; {summed}"
     else:  # a table from before end times were recorded
-        timing = f"its trials ran {status['trials_time_s'] / 60:.1f} min in all (the table records no end time)"
+        timing = f"{summed} (the table records no end time)"
     print(f"sweep {status['sweep']} ({_shown_path(status['space'])}): {status['trials']} trials: {states}; {timing}")
     if status["resumable"]:
         print(f"no driver is running it: `sksearch resume {args.run_dir}` continues it")
