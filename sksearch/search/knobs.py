@@ -49,7 +49,6 @@ BUILTIN_OPTIONS = {
 # -- value types (module functions and partials, so that a Space pickles, as Optuna needs) --------
 
 _count = functools.partial(integer, minimum=1)
-_count_or_zero = functools.partial(integer, minimum=0)
 _positive = functools.partial(number, low=0, open_low=True)
 _non_negative = functools.partial(number, low=0)
 _fraction = functools.partial(number, low=0, high=1, open_high=True)
