@@ -16,7 +16,9 @@ SPACES = Path(__file__).parents[1] / "spaces"
 QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
 
 
-pytestmark = pytest.mark.usefixtures("local_ray")
+# Tests that run sweeps share the module's local Ray instance; the plan, live-table and refusal
+# tests need none (they carry no `ray` marker, so a quick `-m "not ray"` loop runs them).
+uses_ray = pytest.mark.usefixtures("local_ray")
 
 
 def write(tmp_path, text, name="space.yaml"):
@@ -25,6 +27,7 @@ def write(tmp_path, text, name="space.yaml"):
     return path
 
 
+@uses_ray
 def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path))
     table = run_sweep(plan, progress=False)
@@ -66,6 +69,7 @@ def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     assert status["trials"] == 4 and not status["driver_alive"] and not (tmp_path / "smoke" / "driver.json").exists()
 
 
+@uses_ray
 def test_a_deleted_table_is_refused_alike_and_repair_rebuilds_it_from_rays_records(tmp_path, capsys):
     plan = plan_sweep(SPACES / "smoke.yaml", settings={**QUICK, "epochs": 1}, storage=str(tmp_path))
     table = run_sweep(plan, progress=False)
@@ -83,6 +87,7 @@ def test_a_deleted_table_is_refused_alike_and_repair_rebuilds_it_from_rays_recor
     assert len(read_history(str(run_dir))) == 4
 
 
+@uses_ray
 @pytest.mark.slow
 def test_an_nsga2_sweep_records_both_objectives_and_launches_no_infeasible_network(tmp_path):
     plan = plan_sweep(
@@ -102,6 +107,7 @@ def test_an_nsga2_sweep_records_both_objectives_and_launches_no_infeasible_netwo
     assert {sksearch.preset("sknet50").archid, sksearch.preset("resnext50_32x4d").archid} <= set(table["archid"])
 
 
+@uses_ray
 @pytest.mark.slow
 def test_a_tpe_sweep_with_asha_early_stopping(tmp_path):
     plan = plan_sweep(
@@ -122,6 +128,7 @@ def test_a_tpe_sweep_with_asha_early_stopping(tmp_path):
     assert (stopped["epochs"] < 4).all() and (table[table["status"] == "completed"]["epochs"] == 4).all()
 
 
+@uses_ray
 def test_a_diverging_trial_is_recorded_as_failed_while_the_others_finish(tmp_path):
     space = write(
         tmp_path,
@@ -143,6 +150,7 @@ def test_a_diverging_trial_is_recorded_as_failed_while_the_others_finish(tmp_pat
     assert set(table[table["lr"] == 0.1]["status"]) == {"completed"}
 
 
+@uses_ray
 @pytest.mark.slow
 def test_a_two_worker_data_parallel_trial(tmp_path):
     space = write(tmp_path, "base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
@@ -189,6 +197,7 @@ def test_bad_sweep_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, c
     assert not (tmp_path / "results").exists()
 
 
+@uses_ray
 def test_sweep_refuses_an_existing_sweep_and_impossible_resources(tmp_path, capsys):
     plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path), name="twice")
     (tmp_path / "twice").mkdir()
@@ -285,6 +294,7 @@ def test_the_live_table_is_one_line_per_finished_trial_when_the_output_is_not_a_
     assert "4 trials: running 3, completed 1" in capsys.readouterr().out
 
 
+@uses_ray
 def test_the_store_answers_a_rerun_and_trains_only_new_networks(tmp_path, capsys):
     """A finished sweep run again under another name trains nothing (no Ray trial at all); a new
     knob value trains exactly the new network; --no-reuse trains again."""
@@ -306,6 +316,7 @@ def test_the_store_answers_a_rerun_and_trains_only_new_networks(tmp_path, capsys
     assert main(["pareto", str(tmp_path / "again")]) == 0  # a reused row is a result like a completed one
 
 
+@uses_ray
 def test_tpe_never_trains_a_network_twice_and_stops_when_nothing_new_is_left(tmp_path):
     """Four networks, six samples asked: TPE's repeated suggestions are answered (from the sweep's
     own results), never trained again, and the search ends with the four."""
@@ -315,6 +326,7 @@ def test_tpe_never_trains_a_network_twice_and_stops_when_nothing_new_is_left(tmp
     assert len(table) == 4 and table["archid"].is_unique and set(table["status"]) == {"completed"}
 
 
+@uses_ray
 def test_a_trial_stopped_early_before_goes_on_from_its_stored_checkpoint(tmp_path):
     """The store holds a trial of this network, recipe and seed that early stopping ended after
     epoch 1 (a real checkpoint); asked for 2 epochs, the sweep continues it instead of starting over."""
@@ -342,6 +354,7 @@ def test_a_trial_stopped_early_before_goes_on_from_its_stored_checkpoint(tmp_pat
     assert done["reason"] == "continued from stored trial asha/t0 after epoch 1"
 
 
+@uses_ray
 def test_a_stored_failure_answers_an_optuna_suggestion_as_failed_without_a_launch(tmp_path):
     """Every network of the space stored as diverged (training is deterministic per seed): TPE's
     suggestions are each told failed, as a grid sweep answers them, and none is launched."""
@@ -359,6 +372,7 @@ def test_a_stored_failure_answers_an_optuna_suggestion_as_failed_without_a_launc
     assert searcher.answered == 12 and not searcher.keys  # each answered, nothing running
 
 
+@uses_ray
 def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp_path):
     from sksearch.search.searchers import stored_results
 
@@ -373,6 +387,7 @@ def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp
     assert len(second) == 2 and not set(second["archid"]) & set(first["archid"])  # the two it lacked
 
 
+@uses_ray
 def test_extend_trains_exactly_the_new_networks_and_seeds_and_the_table_becomes_the_union(tmp_path, capsys):
     one = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5]}\nrecipe: smoke\n", "one.yaml")
     two = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n", "two.yaml")
