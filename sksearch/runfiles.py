@@ -118,6 +118,21 @@ def read_history(run_dir: str) -> pd.DataFrame:
     return read_frame(location) if exists(location) else pd.DataFrame()
 
 
+def check_sweep_folders(locations: Iterable[str]) -> None:
+    """Refuse, in one line, a folder that does not exist or is not a sweep's, or one given twice;
+    cheap, so that a verb refuses a mistyped folder before it loads what it works with."""
+    seen: dict[str, str] = {}
+    for location in map(str, locations):
+        same = location if is_uri(location) else os.path.realpath(location)
+        if same in seen:
+            raise ConfigError("RUN_DIR", f"{location} is given twice (as {seen[same]}); each sweep counts once")
+        seen[same] = location
+        if not is_uri(location) and not os.path.exists(location):
+            raise ConfigError(location, "does not exist")
+        if not exists(join(location, PLAN)):
+            raise ConfigError(location, f"is not a sksearch sweep folder (no {PLAN})")
+
+
 def damaged_tables(run_dir: str) -> list[str]:
     """The run folder's tables that exist but cannot be read."""
     damaged = []

@@ -59,3 +59,27 @@ def test_public_names_and_submodules_are_there_on_first_use():
     assert set(sksearch.__all__) <= set(dir(sksearch))
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         sksearch.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["count", "nosuch"],
+        ["train", "nosuch"],
+        ["results", "nope"],
+        ["pareto", "nope"],
+        ["compare", "nope"],
+        ["table", "nope", "--paper", "table7"],
+        ["export", "nope", "--pareto", "--out", "x"],
+        ["plot", "nope", "--kind", "edf", "--out", "x.png"],
+    ],
+)
+def test_a_mistyped_name_or_folder_is_refused_before_torch_is_imported(tmp_path, argv):
+    """Bad input answers at once: the verb checks its names and folders before it loads torch."""
+    import subprocess
+    import sys
+
+    code = "import sys; from sksearch.cli import main; code = main(sys.argv[1:]); print(code, 'torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert done.stderr.count("\n") == 1 and "error:" in done.stderr

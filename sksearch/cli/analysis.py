@@ -22,6 +22,9 @@ def _plot_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("plot", "PNG plots: Pareto scatter, EDFs per design choice, learning curves", _plot_flags)
 def cmd_plot(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)  # a mistyped folder is refused before the heavy imports
     from sksearch.plots import plot_curves, plot_edf, plot_pareto
     from sksearch.results import learning_curves, load_results, published_points
 

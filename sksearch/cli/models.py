@@ -47,9 +47,9 @@ def _count_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("count", "count params and MACs of a preset or spec file", _count_flags)
 def cmd_count(args: argparse.Namespace) -> int:
+    label, spec = spec_argument(args.model)  # a bad name or file is refused before torch is imported
     from sksearch.complexity import count
 
-    label, spec = spec_argument(args.model)
     methods = ("analytic", "fvcore") if args.method == "both" else (args.method,)
     results = {method: count(spec, method, args.input_size) for method in methods}
     mismatch = len(results) == 2 and (

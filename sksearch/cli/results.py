@@ -34,6 +34,9 @@ def _results_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("results", "the merged results table of one or more sweeps", _results_flags)
 def cmd_results(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)  # a mistyped folder is refused before the heavy imports
     from sksearch.results import load_results, query
 
     frame = query(load_results(args.run_dirs), args.where, args.sort)
@@ -102,6 +105,9 @@ def _point(values) -> str:
 
 @verb("pareto", "the non-dominated trials, hypervolume and knee", _pareto_flags)
 def cmd_pareto(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)  # a mistyped folder is refused before the heavy imports
     from sksearch.results import (
         default_reference,
         hypervolume,
@@ -168,6 +174,9 @@ def _compare_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("compare", "paired differences, with 95% intervals, of networks differing in one knob", _compare_flags)
 def cmd_compare(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)  # a mistyped folder is refused before the heavy imports
     from sksearch.results import compare, load_results, sweep_objectives
 
     frame = load_results(args.run_dirs)
@@ -238,6 +247,9 @@ def _table_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("table", "a paper table's layout with our measurements beside the published", _table_flags)
 def cmd_table(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)  # a mistyped folder is refused before the heavy imports
     from sksearch.files import is_uri
     from sksearch.results import load_results, paper_table, render_paper_table, write_paper_table
 
@@ -273,6 +285,9 @@ def _export_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("export", "write configurations that rebuild the exact model, with weights", _export_flags)
 def cmd_export(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)  # a mistyped folder is refused before the heavy imports
     from sksearch.results import export, load_results, select_for_export
 
     frame = load_results(args.run_dirs)

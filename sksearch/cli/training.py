@@ -19,11 +19,10 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("train", "train one preset or spec file under a recipe", _train_flags)
 def cmd_train(args: argparse.Namespace) -> int:
+    label, spec = spec_argument(args.model)  # a bad name or file is refused before torch is imported
     from sksearch.recipes import recipe_from
     from sksearch.runfiles import PLAN
-    from sksearch.train import train, write_summary
 
-    label, spec = spec_argument(args.model)
     try:
         recipe = recipe_from({"preset": args.recipe, **parse_settings(args.set)})
     except ConfigError as error:
@@ -31,6 +30,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"results/train/{label}")
     if (out / PLAN).exists():  # its history.parquet is the sweep's
         raise ConfigError("--out", f"{out} is a sweep's folder; train into a folder of its own")
+    from sksearch.train import train, write_summary
+
     print(f"training {label} (archid {spec.archid}) under recipe {recipe.name} -> {out}")
     result = train(spec, recipe, out, report=_print_epoch, resume=not args.restart, progress=True)
     write_summary(result, spec, recipe, out)

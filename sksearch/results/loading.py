@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from sksearch.files import exists, is_uri, join, read_bytes
+from sksearch.files import join, read_bytes
 from sksearch.results.conditions import filter_rows
-from sksearch.runfiles import PLAN, TRIALS, read_complete_trials, read_history
+from sksearch.runfiles import PLAN, TRIALS, check_sweep_folders, read_complete_trials, read_history
 from sksearch.schema import parse_objectives, with_spec_columns
 from sksearch.validation import ConfigError
 
 
 def load_results(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """The trials of one or more sweeps as one table (a `sweep` column tells them apart)."""
-    frames, seen = [], {}
-    for run_dir in run_dirs:
-        location = str(run_dir)
-        same = location if is_uri(location) else os.path.realpath(location)
-        if same in seen:
-            raise ConfigError("RUN_DIR", f"{location} is given twice (as {seen[same]}); each sweep counts once")
-        seen[same] = location
-        if not is_uri(location) and not Path(location).exists():
-            raise ConfigError(location, "does not exist")
-        if not exists(join(location, PLAN)):
-            raise ConfigError(location, f"is not a sksearch sweep folder (no {PLAN})")
+    locations = [str(run_dir) for run_dir in run_dirs]
+    check_sweep_folders(locations)
+    frames = []
+    for location in locations:
         frame = read_complete_trials(location)
         if len(frame):
             frame["run_dir"] = location
