@@ -144,21 +144,29 @@ def damaged_tables(run_dir: str) -> list[str]:
     return damaged
 
 
-def ray_trial_states(run_dir: str) -> dict[str, str]:
-    """{trial id: pending, running, paused, finished or error} from Ray's last saved experiment
-    state, read through Ray's public ExperimentAnalysis; {} when there is none or it is damaged."""
+def ray_trials(run_dir: str) -> list:
+    """Ray's trials of a run as its last saved experiment state holds them, through Ray's public
+    ExperimentAnalysis, without its warning for every trial that has no results yet. Raises what
+    Ray raises for a folder without (readable) state."""
     from ray.tune import ExperimentAnalysis
 
-    names = {"terminated": "finished"}
     quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
     level = quiet.level
-    quiet.setLevel(logging.ERROR)  # it warns of every trial without results yet
+    quiet.setLevel(logging.ERROR)
     try:
-        trials = ExperimentAnalysis(run_dir if is_uri(run_dir) else os.path.abspath(run_dir)).trials
-    except Exception:  # no state (yet), or one Ray is rewriting: its own resume says if it is damaged
-        return {}
+        return ExperimentAnalysis(run_dir if is_uri(run_dir) else os.path.abspath(run_dir)).trials
     finally:
         quiet.setLevel(level)
+
+
+def ray_trial_states(run_dir: str) -> dict[str, str]:
+    """{trial id: pending, running, paused, finished or error} from Ray's last saved experiment
+    state; {} when there is none or it is damaged."""
+    names = {"terminated": "finished"}
+    try:
+        trials = ray_trials(run_dir)
+    except Exception:  # no state (yet), or one Ray is rewriting: its own resume says if it is damaged
+        return {}
     return {trial.trial_id: names.get(trial.status.lower(), trial.status.lower()) for trial in trials}
 
 

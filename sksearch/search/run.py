@@ -17,7 +17,15 @@ from ray import tune
 from ray.tune.error import TuneError
 
 from sksearch.files import check_writable_folder, is_uri, join
-from sksearch.runfiles import DRIVER_LOG, damaged_tables, ray_trial_states, read_trials, write_history, write_trials
+from sksearch.runfiles import (
+    DRIVER_LOG,
+    damaged_tables,
+    ray_trial_states,
+    ray_trials,
+    read_trials,
+    write_history,
+    write_trials,
+)
 from sksearch.search.callbacks import LiveTable, TableCallback, TrialNotes, rebuild_tables
 from sksearch.search.extend import (
     mark_merged,
@@ -264,12 +272,12 @@ def repair_sweep(run_dir: str) -> pd.DataFrame:
     run_dir = plan.run_dir
     if not tune.Tuner.can_restore(run_dir):
         raise ConfigError(str(run_dir), "holds no Ray Tune experiment state to rebuild the table from")
-    return rebuild_tables(plan, tune.ExperimentAnalysis(run_dir).trials)
+    return rebuild_tables(plan, ray_trials(run_dir))
 
 
 def _stand_in_for_lost_checkpoints(run_dir: str) -> None:
     """Every unfinished trial's lost checkpoint gets its stand-in (ray_records.stand_in_for_lost_checkpoint)."""
-    for trial in tune.ExperimentAnalysis(run_dir).trials:
+    for trial in ray_trials(run_dir):
         if trial.status != "TERMINATED":
             stand_in_for_lost_checkpoint(trial)
 
