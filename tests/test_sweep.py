@@ -289,6 +289,7 @@ def test_the_live_table_is_one_line_per_finished_trial_when_the_output_is_not_a_
     live.on_trial_complete(0, trials, trials[0])  # Tune calls it while the trial still reads RUNNING
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("[smoke]") and " completed " in lines[0] and "41.00" in lines[0]
+    assert lines[0].endswith((" SK", " sum"))  # named among the sweep's trials, e.g. `K3+K5 SK`
     trials[0].set_status(Trial.TERMINATED)
     live.on_experiment_end(trials)
     assert "4 trials: running 3, completed 1" in capsys.readouterr().out

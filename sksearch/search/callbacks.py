@@ -205,19 +205,21 @@ class LiveTable(Callback):
             self.show(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._announce(trial)
+        self._announce(trials, trial)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._announce(trial)
+        self._announce(trials, trial)
 
     def on_experiment_end(self, trials, **info):
         self.show(trials)
 
-    def _announce(self, trial) -> None:
-        """One line for a trial that ended, when the live table is not drawn."""
+    def _announce(self, trials, trial) -> None:
+        """One line for a trial that ended, when the live table is not drawn (named among all the
+        sweep's trials: a name says what varies)."""
         if sys.stdout.isatty():
             return
-        row = self._frame([trial]).iloc[0].copy()
+        frame = self._frame(trials)
+        row = frame[frame["trial_id"] == trial.trial_id].iloc[0].copy()
         row["status"] = status_of(trial, trial.last_result or {})[0]  # Tune calls before it sets the status
         line = self._line(row, self.plan.objectives[0][0]).strip()
         print(f"[{self.plan.name}] {time.monotonic() - self.started:6.0f}s  {line}", file=sys.stdout, flush=True)
