@@ -72,6 +72,10 @@ def test_public_names_and_submodules_are_there_on_first_use():
         ["table", "nope", "--paper", "table7"],
         ["export", "nope", "--pareto", "--out", "x"],
         ["plot", "nope", "--kind", "edf", "--out", "x.png"],
+        ["sweep", "nope.yaml"],
+        ["space", "show", "nope.yaml"],
+        ["space", "sample", "nope.yaml"],
+        ["space", "enumerate", "nope.yaml"],
     ],
 )
 def test_a_mistyped_name_or_folder_is_refused_before_torch_is_imported(tmp_path, argv):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sksearch.spec import NetSpec, is_spec_file, read_spec
 from sksearch.validation import ConfigError
-from sksearch.yamlfiles import parse_yaml
+from sksearch.yamlfiles import parse_yaml, read_yaml_file
 
 Handler = Callable[[argparse.Namespace], int]
 Flags = Callable[[argparse.ArgumentParser], None]
@@ -50,6 +50,12 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
     if is_spec_file(text) or Path(text).is_file():
         return Path(text).stem, read_spec(text)
     return text, preset(text)
+
+
+def check_space_file(path: str) -> None:
+    """A space file that cannot be read, or is not YAML, is refused at once: before the search (and
+    torch) is imported to load it."""
+    read_yaml_file(path, lambda data: data)
 
 
 def out_folder(text: str) -> str:

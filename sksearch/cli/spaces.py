@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sksearch.cli.common import positive_int, verb, write_or_print
+from sksearch.cli.common import check_space_file, positive_int, verb, write_or_print
 from sksearch.validation import ConfigError
 
 
@@ -16,6 +16,7 @@ def _show_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space show", "knobs, size, pass-rate and complexity range", _show_flags)
 def cmd_space_show(args: argparse.Namespace) -> int:
+    check_space_file(args.file)
     from sksearch.search import load_space
 
     space = load_space(args.file)
@@ -55,6 +56,7 @@ def _sample_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space sample", "draw distinct feasible networks at random", _sample_flags)
 def cmd_space_sample(args: argparse.Namespace) -> int:
+    check_space_file(args.file)
     from sksearch.search import load_space
 
     draw = load_space(args.file).sample(args.n, seed=args.seed, progress=args.n > 100)
@@ -69,6 +71,7 @@ def _enumerate_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("space enumerate", "every feasible network of a finite space", _enumerate_flags)
 def cmd_space_enumerate(args: argparse.Namespace) -> int:
+    check_space_file(args.file)
     from sksearch.search import load_space
 
     space = load_space(args.file)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sksearch.cli.common import add_set_flag, int_list, parse_settings, positive_int, verb
+from sksearch.cli.common import add_set_flag, check_space_file, int_list, parse_settings, positive_int, verb
 
 
 def _sweep_flags(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +34,7 @@ def _sweep_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("sweep", "run a search over a space on Ray Tune", _sweep_flags)
 def cmd_sweep(args: argparse.Namespace) -> int:
+    check_space_file(args.space)
     from sksearch.search import Resources, plan_sweep, run_sweep
 
     resources = Resources(
