@@ -178,10 +178,12 @@ def plot_attention(
     figure, (axes, detail) = plt.subplots(
         1, 2, figsize=(max(6.4, 0.45 * len(order)) + 5.0, 4.0), gridspec_kw={"width_ratios": [1.6, 1]}
     )
-    for scale, group in units.groupby("scale", sort=True):
+    scales = units.groupby("scale", sort=True)
+    for index, (scale, group) in enumerate(scales):
         group = group.set_index("unit").loc[order]
-        axes.errorbar(range(len(order)), group["difference"], yerr=group["difference_std"], marker="o", capsize=2,
-                      label=f"{scale:g}x")  # fmt: skip
+        dodge = (index - (scales.ngroups - 1) / 2) * 0.6 / scales.ngroups  # bars of one unit side by side
+        axes.errorbar(np.arange(len(order)) + dodge, group["difference"], yerr=group["difference_std"], marker="o",
+                      markersize=4, capsize=2, label=f"{scale:g}x")  # fmt: skip
     axes.axhline(0, color="grey", linewidth=0.8)
     axes.set_xticks(range(len(order)), order, rotation=60, fontsize=7)
     large_kernel, small_kernel = units["large_kernel"].iloc[0], units["small_kernel"].iloc[0]
@@ -198,7 +200,7 @@ def plot_attention(
     detail.set_xlabel(f"channel of {deepest}")
     detail.set_ylabel(f"attention of the {large_kernel} branch")
     detail.set_title(f"{deepest}, per channel (mean over images)", fontsize=9)
-    detail.legend(title=scale_name)
+    detail.legend(title=scale_name, fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     detail.grid(alpha=0.3)
     if title:
         figure.suptitle(title, fontsize=9)

@@ -118,8 +118,29 @@ AXIS_LABELS = {"top1_err": "top-1 error (%)", "top5_err": "top-5 error (%)", "be
                "throughput": "throughput (images/s)"}  # fmt: skip
 
 
+# How a design column reads in a figure's titles: the paper's symbols, stages by their conv names.
+DESIGN_LABELS = {"num_branches": "branches M", "branches": "branch kernels", "cardinality": "groups G (cardinality)",
+                 "reduction": "reduction r", "min_dim": "fuse floor L", "attention": "attention: SK or plain sum",
+                 "width_multiplier": "width multiplier", "depths": "stage depths", "se": "squeeze-excitation",
+                 "gate": "selection gate", "attention_stages": "stages with attention",
+                 "preset": "preset network"}  # fmt: skip
+_NUMBERED_LABELS = (
+    (re.compile(r"(?:branch|kernel)_(\d+)"), lambda m: f"kernel of branch {m}"),
+    (re.compile(r"dilation_(\d+)"), lambda m: f"dilation of branch {m}"),
+    (re.compile(r"groups_(\d+)"), lambda m: f"groups of branch {m}"),
+    (re.compile(r"depth_(\d+)"), lambda m: f"depth of conv{m + 2}_x"),
+)
+
+
 def axis_label(column: str) -> str:
-    return AXIS_LABELS.get(column, column)
+    """How a column reads on a figure (axis, panel title): units for measures, words for knobs;
+    a column without a label reads as its own name."""
+    if column in AXIS_LABELS or column in DESIGN_LABELS:
+        return AXIS_LABELS.get(column) or DESIGN_LABELS[column]
+    for pattern, label in _NUMBERED_LABELS:
+        if match := pattern.fullmatch(column):
+            return label(int(match.group(1)))
+    return f"spec: {column.removeprefix('spec_').replace('_', ' ')}" if column.startswith("spec_") else column
 
 
 # Columns a sweep's objectives can name (the search needs them reported every epoch).
@@ -177,10 +198,20 @@ def network_names(frame: pd.DataFrame) -> pd.Series:
     return frame[varying].apply(lambda row: " ".join(_word(name, row[name]) for name in varying), axis=1)
 
 
-def _word(name: str, value: Any) -> str:
+def value_word(name: str, value: Any) -> str:
+    """A knob's value as a legend shows it: booleans as words (`SK` / `sum`), a missing value (a
+    branch the network does not have) as `none`, anything else as written."""
     if isinstance(value, (bool, np.bool_)):
         on, off = _BOOLEAN_WORDS.get(name, (name, f"no {name}"))
         return on if value else off
+    if pd.isna(value):
+        return "none"
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def _word(name: str, value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return value_word(name, value)
     if isinstance(value, str) and (name == "branches" or name.startswith("branch_")):
         return value
     if pd.isna(value):

@@ -112,9 +112,10 @@ def test_the_replay_verb_writes_tables_and_a_picture(tmp_path, capsys):
     }
     for name in ("replay.csv", "anytime.csv", "at_budget.csv"):  # each column is explained in one place
         assert set(pd.read_csv(out / name).columns) <= set(REPLAY_COLUMNS), name
-    panels = drawn(out / "replay.png")
+    panels = drawn(out / "replay.png")  # a panel per algorithm (tests/test_plots.py checks the figure)
     assert panels[0]["ylabel"] == "hypervolume / the whole table's"
-    assert [entry.split(" ")[0] for entry in panels[0]["legend"]] == list(ALGORITHMS)
+    assert [panel["title"] for panel in panels] == list(ALGORITHMS)
+    assert [panel["title"] for panel in drawn(out / "replay_trial_epochs.png")] == list(ALGORITHMS)
     assert "11 networks of table7" in title(out / "replay.png")
 
 

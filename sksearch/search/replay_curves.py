@@ -64,18 +64,21 @@ def at_budget(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_replay(out: str, trials: pd.DataFrame, table: Benchmark, budget: float) -> list[str]:
-    """replay.csv (every ended trial), anytime.csv, at_budget.csv and replay.png into `out`."""
+    """replay.csv (every ended trial), anytime.csv, at_budget.csv, and the anytime curves against
+    compute (replay.png) and against trial-epochs (replay_trial_epochs.png) into `out`."""
     from sksearch.files import atomic_write_text
     from sksearch.plots import plot_replay
+    from sksearch.schema import axis_label
 
     curves = anytime(trials, budget)
     summary = at_budget(trials)
     written = []
     for name, frame in (("replay.csv", trials), ("anytime.csv", curves), ("at_budget.csv", summary)):
         written.append(str(atomic_write_text(join(out, name), frame.to_csv(index=False))))
-    objectives = ", ".join(f"{name} ({mode})" for name, mode in table.objectives)
+    objectives = ", ".join(f"{axis_label(name)} ({mode})" for name, mode in table.objectives)
     title = f"{len(table.networks)} networks of {table.space.name}; objectives {objectives}; budget {budget:g}"
-    written.append(str(plot_replay(curves, join(out, "replay.png"), title=title)))
+    for axis, name in (("compute", "replay.png"), ("trial_epochs", "replay_trial_epochs.png")):
+        written.append(str(plot_replay(curves, join(out, name), axis=axis, title=title)))
     return written
 
 
