@@ -34,6 +34,7 @@ class Timing:
     latency_ms: float  # median over the timed runs, batch 1
     latency_spread: float  # interquartile range of those runs / their median
     throughput: float  # images/s at `batch`, from the median of its runs
+    measured_at: float = 0.0  # when (Unix seconds; 0: a timing cached before this was recorded)
 
     @property
     def key(self) -> str:
@@ -121,4 +122,5 @@ def measure(
         latency_ms=1000 * median,
         latency_spread=(quartiles[2] - quartiles[0]) / median,
         throughput=batch / statistics.median(batched),
+        measured_at=time.time(),
     )

@@ -59,9 +59,13 @@ def test_the_latency_verb_on_a_space_with_its_gap_to_macs(tmp_path, capsys):
     rows = pd.DataFrame(json.loads(capsys.readouterr().out))
     assert list(rows["network"]) == [name for name, _ in space_networks(space, 20)] == ["K3+K5", "K3+K7"]
     assert rows["ms_per_gmac"].tolist() == pytest.approx((rows["latency_ms"] / rows["gmacs"]).tolist())
-    assert (rows["threads"] == 1).all()
-    assert main(args) == 0
-    assert "measured on" in capsys.readouterr().out
+    assert (rows["threads"] == 1).all() and not rows["cached"].any()
+    assert main(args) == 0  # timed already: answered from the cache, and it says so, with when
+    out = capsys.readouterr().out
+    assert "measured on" in out and f"2 of 2 from the cache in {tmp_path / 's'} (measured 20" in out
+    assert "--remeasure times them again" in out
+    assert main([*args, "--remeasure"]) == 0
+    assert f"measured now; cached in {tmp_path / 's'}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -99,10 +99,15 @@ def test_anytime_medians_on_both_axes(table):
     assert epochs["at"].min() == 0 and epochs["at"].max() <= runs["trial_epochs"].max()
 
 
-def test_the_replay_verb_writes_tables_and_a_picture(tmp_path, capsys):
-    out = tmp_path / "replay"
-    assert main(["replay", str(TABLE7), "--repeats", "3", "--budget", "0.5", "--out", str(out)]) == 0
+def test_the_replay_verb_writes_tables_and_a_picture(tmp_path, capsys, monkeypatch):
+    """By default into ./replay-<run name>: never over the run folder's own (committed) files."""
+    monkeypatch.chdir(tmp_path)
+    before = sorted(path.name for path in TABLE7.iterdir())
+    assert main(["replay", str(TABLE7), "--repeats", "3", "--budget", "0.5"]) == 0
+    out = tmp_path / "replay-table7"
+    assert sorted(path.name for path in TABLE7.iterdir()) == before
     printed = capsys.readouterr().out
+    assert printed.startswith("replaying 6 algorithms x 3 repeats on 11 networks (budget 0.5 of the compute)")
     assert "11 networks, 88 trial-epochs" in printed and all(f"  {name} " in printed for name in ALGORITHMS)
     summary = pd.read_csv(out / "at_budget.csv")
     assert list(summary["algorithm"]) == list(ALGORITHMS) and (summary["repeats"] == 3).all()

@@ -76,10 +76,19 @@ def test_public_names_and_submodules_are_there_on_first_use():
         ["space", "show", "nope.yaml"],
         ["space", "sample", "nope.yaml"],
         ["space", "enumerate", "nope.yaml"],
+        ["latency", "nosuch"],
+        ["status", "nope"],
+        ["resume", "nope"],
+        ["extend", "nope", "--num-samples", "2"],
+        ["repair", "nope"],
+        ["replay", "nope"],
+        ["attention", "nope"],
+        ["store", "ls", "--store", "nope"],
     ],
 )
 def test_a_mistyped_name_or_folder_is_refused_before_torch_is_imported(tmp_path, argv):
-    """Bad input answers at once: the verb checks its names and folders before it loads torch."""
+    """Bad input answers at once: the verb checks its names and folders before it loads torch, and
+    creates nothing (benchmarks/cli_startup.py measures the CPU time of each refusal)."""
     import subprocess
     import sys
 
@@ -87,3 +96,4 @@ def test_a_mistyped_name_or_folder_is_refused_before_torch_is_imported(tmp_path,
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path)
     assert done.stdout.split() == ["2", "False"], done.stderr
     assert done.stderr.count("\n") == 1 and "error:" in done.stderr
+    assert not list(tmp_path.iterdir())  # nothing written in place of the missing folder

@@ -152,6 +152,9 @@ def test_a_killed_driver_resumes_without_running_a_finished_trial_again(tmp_path
         assert logs_after[name] == lines
     for lines in logs_after.values():
         assert [line["epoch"] for line in lines].count(3) == 1
+    after = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))  # the resumed run, whole
+    assert after["states"] == {"completed": 4} and after["trials"] == 4 and not after["resumable"]
+    assert after["trials_time_s"] == pytest.approx(table["wall_time"].sum()) and after["ended"] is not None
 
 
 def test_ctrl_c_leaves_unfinished_trials_unrecorded_exits_130_and_resume_finishes(tmp_path):

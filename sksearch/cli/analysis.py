@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sksearch.cli.common import float_list, out_folder, positive_int, verb
+from sksearch.cli.common import check_exists, float_list, out_folder, positive_int, verb
 from sksearch.cli.results import front_objectives
 from sksearch.validation import ConfigError
 
@@ -58,6 +58,7 @@ def _attention_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("attention", "SK attention vs. object scale (paper Sec. 4.4)", _attention_flags)
 def cmd_attention(args: argparse.Namespace) -> int:
+    check_exists(args.source)
     from sksearch.attention import attention_by_scale, folder_batches, load_model, synthetic_sets, write_attention
 
     scales = float_list(args.scales, "--scales", positive=True)
@@ -98,11 +99,14 @@ def _replay_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=positive_int, default=20, help="replays of each algorithm, seeded 0..n-1")
     parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the first sweep's)")
     parser.add_argument("--workers", type=positive_int, default=1, help="trials at once on the simulated clock")
-    parser.add_argument("--out", type=out_folder, help="output folder (default: <first RUN_DIR>/replay)")
+    parser.add_argument("--out", type=out_folder, help="output folder (default: ./replay-<first RUN_DIR's name>)")
 
 
 @verb("replay", "search algorithms simulated on finished sweeps: anytime hypervolume, no training", _replay_flags)
 def cmd_replay(args: argparse.Namespace) -> int:
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders(args.run_dirs)
     from tqdm import tqdm
 
     from sksearch.files import check_writable_folder, is_uri
@@ -113,9 +117,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     check_replay(algorithms, args.budget)
     table = load_benchmark(args.run_dirs, args.objectives)
     check_replay(algorithms, args.budget, table)
-    out = args.out or str(Path(args.run_dirs[0]) / "replay")
+    out = args.out or f"replay-{Path(args.run_dirs[0]).resolve().name}"  # here: never over a run's own files
     if not is_uri(out):
         check_writable_folder(out, "--out")  # before the replays, not after
+    print(f"replaying {len(algorithms)} algorithms x {args.repeats} repeats on {len(table.networks)} networks "
+          f"(budget {args.budget:g} of the compute) into {out}", flush=True)  # fmt: skip
     with tqdm(total=len(algorithms) * args.repeats, desc="replays", unit="replay", leave=False) as bar:
         trials = replay(table, algorithms, args.repeats, args.budget, args.workers, progress=bar.update)
     paths = write_replay(out, trials, table, args.budget)

@@ -52,10 +52,36 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
     return text, preset(text)
 
 
+def check_sweep_folder(run_dir: str) -> None:
+    """A folder that is not a sweep's is refused in one line, before the verb imports what it works with."""
+    from sksearch.runfiles import check_sweep_folders
+
+    check_sweep_folders([run_dir])
+
+
+def check_exists(path: str) -> None:
+    """A local path that is not there is refused at once (and nothing is created in its place)."""
+    from sksearch.files import is_uri
+
+    if not is_uri(path) and not Path(path).exists():
+        raise ConfigError(path, "does not exist")
+
+
 def check_space_file(path: str) -> None:
     """A space file that cannot be read, or is not YAML, is refused at once: before the search (and
     torch) is imported to load it."""
     read_yaml_file(path, lambda data: data)
+
+
+def is_space_file(path: str | Path) -> bool:
+    """A YAML file with a `knobs` section (a spec file has none)."""
+    if not Path(path).is_file():
+        return False
+    try:
+        data = parse_yaml(Path(path).read_text(errors="replace"))
+    except ConfigError:
+        return False
+    return isinstance(data, dict) and "knobs" in data
 
 
 def out_folder(text: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sksearch.cli.common import out_folder, positive_int, spec_argument, verb, write_or_print
+from sksearch.cli.common import is_space_file, out_folder, positive_int, spec_argument, verb, write_or_print
 from sksearch.spec import NetSpec
 
 
@@ -109,25 +109,40 @@ def _latency_flags(parser: argparse.ArgumentParser) -> None:
         "--samples", type=positive_int, default=20, help="networks drawn from a space with a float range"
     )
     parser.add_argument("--store", help="where timings are cached (default: results/store); measured once each")
+    parser.add_argument("--remeasure", action="store_true", help="time every network again, replacing cached figures")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
 
 
 @verb("latency", "measured latency (batch 1) and throughput of a preset, spec or a space's networks", _latency_flags)
 def cmd_latency(args: argparse.Namespace) -> int:
-    from sksearch.search.timings import check_device, is_space_file, network_timings, space_networks
+    named = None if is_space_file(args.model) else spec_argument(args.model)  # refused before torch is imported
+    from sksearch.search.timings import check_device, network_timings, space_networks
 
     check_device(args.device)
-    networks = space_networks(args.model, args.samples) if is_space_file(args.model) else [spec_argument(args.model)]
+    networks = [named] if named else space_networks(args.model, args.samples)
     frame = network_timings(networks, device=args.device, batch=args.batch, threads=args.threads,
-                            channels_last=args.channels_last, runs=args.runs, store=args.store)  # fmt: skip
+                            channels_last=args.channels_last, runs=args.runs, store=args.store,
+                            remeasure=args.remeasure)  # fmt: skip
     if args.format == "csv":
         print(frame.to_csv(index=False), end="")
     elif args.format == "json":
-        print(frame.to_json(orient="records", indent=2))
+        print(frame.to_json(orient="records", indent=2, date_format="iso"))
     else:
-        shown = frame.drop(columns=["device", "threads", "batch"])
+        shown = frame.drop(columns=["device", "threads", "batch", "cached", "measured_at"])
         print(shown.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
         first = frame.iloc[0]
         print(f"measured on {first['device']}, {first['threads']} threads; latency at batch 1, "
               f"throughput (images/s) at batch {first['batch']}; latency_spread: IQR / median of the runs")  # fmt: skip
+        print(_cache_note(frame))
     return 0
+
+
+def _cache_note(frame) -> str:
+    """Whether the figures were measured now or read from the cache, and when those were measured."""
+    cached = frame[frame["cached"]]
+    if cached.empty:
+        return f"measured now; cached in {frame.attrs['store']}"
+    when = sorted({f"{moment:%Y-%m-%d %H:%M} UTC" for moment in cached["measured_at"].dropna()})
+    dates = f"measured {' to '.join(dict.fromkeys([when[0], when[-1]]))}" if when else "measured before dates were kept"
+    store = frame.attrs["store"]
+    return f"{len(cached)} of {len(frame)} from the cache in {store} ({dates}); --remeasure times them again"

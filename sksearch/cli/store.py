@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sksearch.cli.common import verb
+from sksearch.cli.common import check_exists, verb
 from sksearch.validation import ConfigError
 
 
@@ -16,6 +16,9 @@ def _store_flag(parser: argparse.ArgumentParser) -> None:
 
 def _open(args: argparse.Namespace):
     import os
+
+    if args.store:
+        check_exists(args.store)  # a mistyped store is refused, not read as an empty one
 
     from sksearch.search.plan import DEFAULT_STORAGE
     from sksearch.search.store import Store, store_location

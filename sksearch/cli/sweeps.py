@@ -6,7 +6,16 @@ import argparse
 import json
 import sys
 
-from sksearch.cli.common import add_set_flag, check_space_file, int_list, parse_settings, positive_int, verb
+from sksearch.cli.common import (
+    add_set_flag,
+    check_exists,
+    check_space_file,
+    check_sweep_folder,
+    int_list,
+    parse_settings,
+    positive_int,
+    verb,
+)
 
 
 def _sweep_flags(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +88,7 @@ def _resume_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("resume", "continue a sweep whose driver stopped", _resume_flags)
 def cmd_resume(args: argparse.Namespace) -> int:
+    check_sweep_folder(args.run_dir)
     from sksearch.runfiles import damaged_tables
     from sksearch.search import load_plan, resume_sweep
 
@@ -102,6 +112,7 @@ def _extend_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("extend", "more samples, knob values or seeds for a finished sweep; trains only new networks", _extend_flags)
 def cmd_extend(args: argparse.Namespace) -> int:
+    check_sweep_folder(args.run_dir)
     from sksearch.runfiles import read_trials
     from sksearch.search import extend_sweep, load_plan
 
@@ -119,6 +130,7 @@ def _repair_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("repair", "rebuild a sweep's damaged or deleted tables from Ray's records", _repair_flags)
 def cmd_repair(args: argparse.Namespace) -> int:
+    check_exists(args.run_dir)  # its sweep.json may be what is damaged: the folder must be there
     from sksearch.search import repair_sweep
     from sksearch.search.plan import restore_plan
 
@@ -138,6 +150,7 @@ def _status_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("status", "counts by state, best so far, elapsed time", _status_flags)
 def cmd_status(args: argparse.Namespace) -> int:
+    check_sweep_folder(args.run_dir)
     from sksearch.search import sweep_status
 
     status = sweep_status(args.run_dir)

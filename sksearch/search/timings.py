@@ -4,6 +4,7 @@ per network, device, input size, batch, threads and memory format and cached in 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from sksearch.search.store import Store, store_location
 from sksearch.spec import NetSpec
 from sksearch.train import pick_device
 from sksearch.validation import ConfigError
-from sksearch.yamlfiles import parse_yaml
 
 
 def check_device(device: str) -> torch.device:
@@ -37,13 +37,13 @@ def check_device(device: str) -> torch.device:
     return target
 
 
-def cached_timing(spec: NetSpec, store: Store, device: str = "cpu", **options) -> Timing:
-    """The network's timing from the store, or measured now (and stored)."""
+def cached_timing(spec: NetSpec, store: Store, device: str = "cpu", remeasure: bool = False, **options) -> Timing:
+    """The network's timing from the store, or measured now (and stored): always now with `remeasure`."""
     target = check_device(device)
     threads = options.get("threads") or torch.get_num_threads()
     key = timing_key(spec.archid, device_name(target), spec.input_size, options.get("batch", 8), threads,
                      options.get("channels_last", False))  # fmt: skip
-    known = store.timing(key)
+    known = None if remeasure else store.timing(key)
     if known is not None:
         return Timing(**known)
     timing = measure(spec, device, **{**options, "threads": threads})
@@ -73,17 +73,6 @@ def space_networks(path: str | Path, samples: int) -> list[tuple[str, NetSpec]]:
     return list(zip(names, (candidate.spec for candidate in draw), strict=True))
 
 
-def is_space_file(path: str | Path) -> bool:
-    """A YAML file with a `knobs` section (a spec file has none)."""
-    if not Path(path).is_file():
-        return False
-    try:
-        data = parse_yaml(Path(path).read_text(errors="replace"))
-    except ConfigError:
-        return False
-    return isinstance(data, dict) and "knobs" in data
-
-
 def network_timings(
     networks: list[tuple[str, NetSpec]],
     *,
@@ -93,20 +82,27 @@ def network_timings(
     channels_last: bool = False,
     runs: int = 10,
     store: str | None = None,
+    remeasure: bool = False,
 ) -> pd.DataFrame:
     """One row per network: its complexity and measured latency and throughput, with a progress
-    bar over a space's networks; ms_per_gmac shows what MACs do not say."""
+    bar over a space's networks; ms_per_gmac shows what MACs do not say. A network timed before on
+    the same device and settings is answered from the store's cache (`cached`, with `measured_at`),
+    unless `remeasure`."""
     check_device(device)
     cache = Store(store_location(store, os.path.abspath(DEFAULT_STORAGE)))
     rows = []
     for name, spec in tqdm(networks, desc="timing", unit="network", leave=False, disable=len(networks) == 1):
-        timing = cached_timing(spec, cache, device, batch=batch, threads=threads, channels_last=channels_last,
-                               runs=runs)  # fmt: skip
+        started = time.time()
+        timing = cached_timing(spec, cache, device, remeasure, batch=batch, threads=threads,
+                               channels_last=channels_last, runs=runs)  # fmt: skip
         complexity = count(spec)
         rows.append({
             "network": name, "archid": spec.archid, "gmacs": complexity.gmacs, "params_m": complexity.params_m,
             "latency_ms": timing.latency_ms, "latency_spread": timing.latency_spread, "throughput": timing.throughput,
             "ms_per_gmac": timing.latency_ms / complexity.gmacs, "device": timing.device, "threads": timing.threads,
-            "batch": timing.batch,
+            "batch": timing.batch, "cached": timing.measured_at < started,
+            "measured_at": pd.Timestamp(timing.measured_at, unit="s") if timing.measured_at else pd.NaT,
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["store"] = cache.location  # where the cache is, for the reader of cached rows
+    return frame
