@@ -40,6 +40,7 @@ def refusals(folder: str) -> dict[str, list[str]]:
         "extend": ["extend", missing, "--num-samples", "2"],
         "repair": ["repair", missing],
         "status": ["status", missing],
+        "plan": ["plan", bad_yaml],
         "store": ["store", "ls", "--store", missing],
         "space": ["space", "show", bad_yaml],
         "results": ["results", missing],

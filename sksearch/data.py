@@ -156,12 +156,30 @@ def datasets(recipe: Recipe, lightweight: bool = False) -> tuple[Dataset, Datase
         raise error.within("recipe") from None
 
 
+# (train, val) images of the sets whose size the recipe does not have to say
+KNOWN_SIZES = {"synthetic": (2048, 512), "cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
+
+
+def epoch_sizes(recipe: Recipe) -> tuple[int | None, int | None]:
+    """(train, val) images per epoch as far as the recipe fixes them: the synthetic set's size (its
+    own or the default), a subset of CIFAR or an image folder; None where the folder decides."""
+    known = KNOWN_SIZES.get(recipe.dataset, (None, None))
+    sizes = []
+    for default, asked in zip(known, (recipe.train_samples, recipe.val_samples), strict=True):
+        if recipe.dataset == "synthetic" or not (default and asked):
+            sizes.append(asked or default)
+        else:
+            sizes.append(min(default, asked))
+    return sizes[0], sizes[1]
+
+
 def _datasets(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset, int]:
     if recipe.dataset == "synthetic":
         classes = recipe.classes
         common = {"num_classes": classes, "image_size": recipe.image_size, "scale_range": recipe.scale_range}
-        train = SyntheticShapes(recipe.train_samples or 2048, seed=recipe.data_seed, split="train", **common)
-        val = SyntheticShapes(recipe.val_samples or 512, seed=recipe.data_seed, split="val", **common)
+        train_size, val_size = epoch_sizes(recipe)
+        train = SyntheticShapes(train_size, seed=recipe.data_seed, split="train", **common)
+        val = SyntheticShapes(val_size, seed=recipe.data_seed, split="val", **common)
         return train, val, classes
     if recipe.dataset in ("cifar10", "cifar100"):
         train, val = _cifar(recipe)

@@ -1,4 +1,5 @@
-"""Measured speed of a network as declared: latency at batch 1 and throughput at a larger batch.
+"""Measured speed of a network: latency at batch 1 and throughput at a larger batch as declared, and
+the images/s of its training steps (what a sweep's cost is planned from, sksearch.search.cost).
 
 MACs are a proxy for what a deployment pays; SK units pay more than their MACs say (a split, a
 pooled attention and a weighted sum per unit). So the time itself is measured, in inference mode on
@@ -124,3 +125,30 @@ def measure(
         throughput=batch / statistics.median(batched),
         measured_at=time.time(),
     )
+
+
+def training_throughput(
+    spec: NetSpec,
+    device: str = "cpu",
+    batch: int = 8,
+    threads: int | None = None,
+    channels_last: bool = False,
+    steps: int = 3,
+) -> float:
+    """Images/s of training steps (forward, cross-entropy, backward, SGD update) of the network at
+    `batch`, random weights and inputs: the median of `steps` timed steps after one untimed."""
+    target = torch.device(device)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    model = build(spec).train().to(target, memory_format=memory)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(batch, 3, spec.input_size, spec.input_size, device=target).contiguous(memory_format=memory)
+    labels = torch.randint(0, spec.num_classes, (batch,), device=target)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+
+    with _threads(threads or torch.get_num_threads()):
+        seconds = _timed(step, target, 1, steps)
+    return batch / statistics.median(seconds)

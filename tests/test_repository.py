@@ -84,6 +84,7 @@ def test_public_names_and_submodules_are_there_on_first_use():
         ["replay", "nope"],
         ["attention", "nope"],
         ["store", "ls", "--store", "nope"],
+        ["plan", "nope.yaml"],
     ],
 )
 def test_a_mistyped_name_or_folder_is_refused_before_torch_is_imported(tmp_path, argv):

@@ -6,10 +6,8 @@ two-node local cluster."""
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,11 +19,11 @@ import pytest
 from sksearch.runfiles import read_trials
 from sksearch.search import load_space
 from sksearch.search.store import Store
+from tests.clusters import descendants, local_cluster, wait_for
 from tests.filesystems import small_filesystem
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.faults]
 SPACES = Path(__file__).parents[1] / "spaces"
-RAY = str(Path(sys.executable).parent / "ray")
 
 
 def sksearch_process(*args, **popen):
@@ -37,16 +35,6 @@ def finish(process, timeout=600):
     output, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, output
     return output
-
-
-def wait_for(condition, timeout=300, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def results(run_dir):
@@ -203,64 +191,10 @@ def test_mo_asha_decides_after_a_resume_as_it_would_have_without_one(tmp_path):
     pd.testing.assert_frame_equal(resumed.sort_index(), calm.sort_index())
 
 
-def alive_nodes(address, env):
-    probe = "import ray; ray.init(address=%r, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
-    done = subprocess.run([sys.executable, "-c", probe % address], capture_output=True, text=True, env=env)
-    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
-
-
-def descendants(pid):
-    """Every process below `pid`, from /proc: the Ray daemons a `ray start --block` started."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def stop_processes(pids, grace=15):
-    """SIGTERM, then SIGKILL what is left: only these processes (never `ray stop`, which stops
-    every Ray instance on the host)."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-        time.sleep(0.2)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def two_node_cluster():
-    """A head and a worker node of this test's own (`ray start --block`), stopped by their PIDs."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    # Ray >= 2.59 authenticates clusters by token: this cluster's own, shared by its nodes and the driver
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    common = ["--num-cpus", "1", "--disable-usage-stats", "--block"]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    nodes = [
-        subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common], **quiet)
-    ]
-    try:
-        wait_for(lambda: alive_nodes(address, env) == 1, timeout=120, what="the head node")
-        nodes.append(subprocess.Popen([RAY, "start", f"--address={address}", *common], **quiet))
-        wait_for(lambda: alive_nodes(address, env) == 2, timeout=120, what="the worker node")
-        yield address, env
-    finally:
-        stop_processes([pid for node in nodes for pid in (node.pid, *descendants(node.pid))])
+    with local_cluster(nodes=2) as cluster:
+        yield cluster
 
 
 @pytest.mark.cluster

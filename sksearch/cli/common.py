@@ -112,6 +112,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def float_list(text: str, flag: str, count: int | None = None, positive: bool = False) -> list[float]:
     """Numbers separated by commas; `count` of them if given, each > 0 if `positive`."""
     try:

@@ -13,17 +13,25 @@ from sksearch.cli.common import (
     check_sweep_folder,
     int_list,
     parse_settings,
+    positive_float,
     positive_int,
     verb,
+    write_or_print,
 )
+from sksearch.validation import ConfigError
 
 
-def _sweep_flags(parser: argparse.ArgumentParser) -> None:
+def _space_flags(parser: argparse.ArgumentParser) -> None:
+    """What sweep and plan share: the space and what overrides its recipe and search."""
     parser.add_argument("space", help="search space YAML file")
     parser.add_argument("--recipe", help="recipe preset for every trial (default: the space's)")
     add_set_flag(parser)
     parser.add_argument("--algorithm", help="grid, random, tpe or nsga2 (default: the space's)")
     parser.add_argument("--num-samples", type=positive_int, help="trials for random/tpe/nsga2")
+
+
+def _sweep_flags(parser: argparse.ArgumentParser) -> None:
+    _space_flags(parser)
     parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the space's)")
     parser.add_argument("--early-stopping", help="none, asha, hyperband or mo-asha (every objective)")
     parser.add_argument("--seeds", type=int_list, help="training seeds, e.g. 0,1,2 (grid/random repeat each network)")
@@ -216,3 +224,95 @@ def _print_outcome(run_dir: str, table, objectives) -> int:
         print(f"{len(errored)} trials errored; their tracebacks are in {run_dir}/driver.log", file=sys.stderr)
         return TRIALS_ERRORED
     return 0
+
+
+def _plan_flags(parser: argparse.ArgumentParser) -> None:
+    _space_flags(parser)
+    parser.add_argument("--seeds", type=positive_int, help="seeds per network, N: 0..N-1 (default: the space's)")
+    parser.add_argument("--gpus", type=positive_int, default=1, help="devices the sweep runs on (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, help="device per trial; fractions share one (default 1)")
+    parser.add_argument("--throughput", help="CSV of archid, train_images_per_s measured on the target device")
+    parser.add_argument("--device", default="cpu", help="where to measure throughput without a table: cpu, cuda")
+    parser.add_argument("--batch", type=positive_int, default=8, help="batch of the timed training steps")
+    parser.add_argument("--steps", type=positive_int, default=3, help="timed training steps per network")
+    parser.add_argument("--threads", type=positive_int, help="torch's CPU threads while timing")
+    parser.add_argument("--train-images", type=positive_int, help="training images per epoch (an image folder's)")
+    parser.add_argument("--effect", type=positive_float, help="an effect to detect (points): the seeds it needs")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("--noise", type=positive_float, help="a run's std over seeds (points), for --effect")
+    noise.add_argument("--pilot", help="a finished pilot sweep whose seeds give the std, for --effect")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    parser.add_argument("--out", help="write the output to this file (nothing is written without it)")
+
+
+@verb("plan", "what a sweep will cost before it runs: trials, throughput, device-hours, wall time", _plan_flags)
+def cmd_plan(args: argparse.Namespace) -> int:
+    check_space_file(args.space)
+    if args.effect and not (args.noise or args.pilot):
+        raise ConfigError("--effect", "needs the noise it is measured against: --noise STD or --pilot RUN_DIR")
+    if args.pilot:
+        check_sweep_folder(args.pilot)
+    from sksearch.search import Resources, plan_sweep
+    from sksearch.search.cost import Measuring, network_costs, pilot_noise, read_throughput, sweep_cost
+    from sksearch.search.timings import check_device
+
+    table = read_throughput(args.throughput) if args.throughput else None
+    if table is None:
+        check_device(args.device)
+    seeds = list(range(args.seeds)) if args.seeds else None
+    resources = Resources(gpus_per_trial=args.gpus_per_trial)
+    plan = plan_sweep(args.space, recipe=args.recipe, settings=parse_settings(args.set), algorithm=args.algorithm,
+                      num_samples=args.num_samples, seeds=seeds, resources=resources, dry_run=True)  # fmt: skip
+    measuring = Measuring(args.device, args.batch, args.steps, args.threads)
+    networks = network_costs(plan, measuring, table, args.train_images)
+    noise = None
+    if args.effect:
+        from sksearch.runfiles import read_trials
+
+        noise = (args.noise, None) if args.noise else pilot_noise(read_trials(args.pilot))
+    summary = sweep_cost(plan, networks, args.gpus, args.train_images, args.effect, noise)
+    summary["throughput_from"] = f"table {args.throughput}" if table is not None else _measured_where(measuring)
+    write_or_print(_plan_text(args.format, summary, networks), args.out)
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _measured_where(measuring) -> str:
+    from sksearch.search.cost import describe_device
+
+    return (f"measured here: {describe_device(measuring)}, {measuring.steps} training steps at batch "
+            f"{measuring.batch} (or the recipe's, if smaller)")  # fmt: skip
+
+
+def _plan_text(form: str, summary: dict, networks) -> str:
+    if form == "json":
+        return json.dumps({"summary": summary, "networks": networks.to_dict("records")}, indent=2)
+    if form == "csv":
+        return networks.to_csv(index=False)
+    s = summary
+    drawn = " (drawn: the search picks its own)" if s["networks_drawn"] else ""
+    lines = [
+        f"plan of {s['space']} ({s['algorithm']}, recipe {s['recipe']}): {s['networks']} networks{drawn}, "
+        f"{s['trials']} trials of {s['epochs']} epochs",
+        f"each epoch: {s['train_images']:,} training + {s['val_images']:,} validation images ({s['images_from']})",
+        f"throughput: {s['throughput_from']}",
+        networks.to_string(index=False, float_format=lambda value: f"{value:.4g}"),
+        f"device-hours: {s['device_hours']:.4g} ({s['device_per_trial']:g} device per trial); wall time on "
+        f"{s['devices']} devices: {s['wall_hours']:.4g} h ({s['wall_hours'] / 24:.3g} days)",
+    ]
+    if s["early_stopping"] != "none":
+        lines.append(f"an upper bound: every trial runs all its epochs, and {s['early_stopping']} stops some early")
+    if "seeds_for_effect" in s:
+        spread = f"from {s['std_from_runs']} pilot runs" if s["std_from_runs"] else "as given"
+        seeds = _count(s["seeds_for_effect"])
+        if s["std_from_runs"]:
+            low, high = _count(s["seeds_for_effect_low"]), _count(s["seeds_for_effect_high"])
+            seeds += f" ({low}-{high} over the std's 95% range)"
+        lines.append(f"seeds for 80% power at an effect of {s['effect']:g} points (a run's std {s['run_std']:.3g}, "
+                     f"{spread}): {seeds}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _count(seeds) -> str:
+    return "more than 10,000" if seeds is None else str(seeds)

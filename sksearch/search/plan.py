@@ -167,8 +167,11 @@ def plan_sweep(
     max_failures: int = 2,
     store: str | None = None,
     reuse: bool = True,
+    dry_run: bool = False,
 ) -> SweepPlan:
-    """Load the space, apply command-line overrides, and refuse anything that cannot run."""
+    """Load the space, apply command-line overrides, and refuse anything that cannot run. A
+    `dry_run` plan (to cost a sweep, sksearch.search.cost) skips what only launching needs: the
+    data on this machine, a writable store, and a free run folder."""
     space_file = Path(space_file)
     data = dict(read_yaml_file(space_file, space_mapping))
     parse_space(data, default_name=space_file.stem, source=str(space_file))  # the file alone is valid
@@ -205,7 +208,7 @@ def plan_sweep(
         store=store_location(store, "") if store is not None else "",
         reuse=reuse,
     )
-    if store is not None and not is_uri(plan.store):
+    if store is not None and not is_uri(plan.store) and not dry_run:
         check_writable_folder(plan.store, "--store")
     if max_failures < 0:
         raise ConfigError("--max-failures", f"must be >= 0, got {max_failures}")
@@ -213,6 +216,8 @@ def plan_sweep(
         raise ConfigError("--num-samples", "a grid runs every network of the space once per seed; --num-samples "
                           "is for random, tpe and nsga2")  # fmt: skip
     check_search(plan)
+    if dry_run:
+        return plan
     if not address:  # a cluster's workers may hold data this machine has not
         check_data_root(plan.space.recipe)
     if exists(join(plan.run_dir, PLAN)):

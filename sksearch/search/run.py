@@ -94,6 +94,19 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
         raise ConfigError("--address", f"nothing answers at {host_port} ({reason}); is the Ray head running?") from None
 
 
+def _check_fits_a_node(cpus: float, gpus: float, workers: int) -> None:
+    """A trial (or each data-parallel worker of one) runs on one node: a request larger than the
+    largest node would wait forever even where the cluster's total covers it."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    for flag, name, wanted in (("--gpus-per-trial", "GPU", gpus), ("--cpus-per-trial", "CPU", cpus)):
+        largest = max((node.get(name, 0.0) for node in nodes), default=0.0)
+        if wanted > largest:
+            what = "each worker of a trial" if workers > 1 else "a trial"
+            raise ConfigError(flag, f"{what} asks for {wanted:g} {name}s on one node; the largest node has "
+                              f"{largest:g} ({len(nodes)} nodes): ask for fewer, or spread a trial over "
+                              "nodes with --workers-per-trial")  # fmt: skip
+
+
 def _trainable(plan: SweepPlan, trial_fn: Callable):
     resources, cluster = plan.resources, ray.cluster_resources()
     gpus = resources.gpus_per_trial
@@ -109,6 +122,7 @@ def _trainable(plan: SweepPlan, trial_fn: Callable):
     if needed > cluster.get("CPU", 0):
         have = cluster.get("CPU", 0)
         raise ConfigError("--cpus-per-trial", f"a trial needs {needed:g} CPUs; the cluster has {have:g}")
+    _check_fits_a_node(resources.cpus_per_trial, gpus, resources.workers_per_trial)
     concurrent = resources.max_concurrent
     if resources.workers_per_trial > 1:
         # the trial only drives a TorchTrainer and holds no CPU (Tune needs a non-empty request: a
