@@ -35,6 +35,7 @@ def refusals(folder: str) -> dict[str, list[str]]:
         "paper": ["paper", "--out", bad_yaml + "/out"],
         "latency": ["latency", "nosuchnet"],
         "train": ["train", "nosuchnet"],
+        "prepare": ["prepare", missing, str(Path(folder) / "packed")],
         "sweep": ["sweep", bad_yaml],
         "resume": ["resume", missing],
         "extend": ["extend", missing, "--num-samples", "2"],

@@ -10,12 +10,14 @@ enlarged 1.5x or 2x (Sec. 4.4).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from sksearch.packed import PACK, PackedImages
 from sksearch.recipes import Recipe
 from sksearch.validation import ConfigError
 
@@ -183,10 +185,49 @@ def _datasets(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset, int]
         return train, val, classes
     if recipe.dataset in ("cifar10", "cifar100"):
         train, val = _cifar(recipe)
-    else:
-        train, val = _image_folder(recipe, lightweight)
+        return _limit(train, recipe.train_samples), _limit(val, recipe.val_samples), len(train.classes)
+    train, val, crops = _image_folder(recipe, lightweight)
     classes = len(train.classes)
-    return _limit(train, recipe.train_samples), _limit(val, recipe.val_samples), classes
+    train = _limit(train, recipe.train_samples)
+    if recipe.start_image_size is not None:  # the crop size is the sampler's, per epoch
+        train = AtSize(train, crops)
+    return train, _limit(val, recipe.val_samples), classes
+
+
+class AtSize(Dataset):
+    """Progressive resolution: a training set whose key is (index, size), its image cropped by
+    `crops(size)`; `AtEpochSize` gives each epoch's size (Recipe.resolution_at)."""
+
+    def __init__(self, images: Dataset, crops: Callable[[int], Callable]):
+        self.images, self.crops, self._at = images, crops, {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, size = key
+        if size not in self._at:
+            self._at[size] = self.crops(size)
+        image, label = self.images[index]
+        return self._at[size](image), label
+
+
+class AtEpochSize(torch.utils.data.Sampler):
+    """A sampler's indices, each with the recipe's crop size of the current epoch."""
+
+    def __init__(self, sampler: torch.utils.data.Sampler, recipe: Recipe):
+        self.sampler, self.recipe, self.epoch = sampler, recipe, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        size = self.recipe.resolution_at(self.epoch)
+        return ((index, size) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def _limit(dataset: Dataset, count: int | None) -> Dataset:
@@ -228,46 +269,57 @@ def check_data_root(recipe: Recipe) -> None:
         for split in ("train", "val"):
             if not (root / split).is_dir():
                 raise ConfigError("data_root", f"{root / split} is not a folder (expected {root}/train and {root}/val)")
+    elif recipe.dataset == "packed":
+        for split in ("train", "val"):
+            if not (root / split / PACK).is_file():
+                raise ConfigError("data_root", f"{root / split} is not a prepared split (`sksearch prepare "
+                                  "IMAGEFOLDER OUT` writes OUT/train and OUT/val; data_root is OUT)")  # fmt: skip
     elif not recipe.download and not root.is_dir():
         raise ConfigError("data_root", f"no {recipe.dataset} at {root} (set download: true to fetch it)")
 
 
-def _image_folder(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset]:
-    """ImageNet layout (root/train/<class>/*, root/val/<class>/*). Random-size crop and flip for
-    training (less aggressive scale for lightweight models, Sec. 4.1), resize + centre crop at
-    `eval_size` (224 or 320) for evaluation."""
+def _image_folder(recipe: Recipe, lightweight: bool) -> tuple[Dataset, Dataset, Callable[[int], Callable]]:
+    """ImageNet layout (root/train/<class>/*, root/val/<class>/*), as files or packed (sksearch.packed).
+    Random-size crop and flip for training (less aggressive scale for lightweight models, Sec. 4.1),
+    resize + centre crop at `eval_size` (224 or 320) for evaluation; also the training crops at a
+    size (progressive resolution). Packed images leave the loaders as uint8, normalised on the device."""
     from torchvision import datasets as tv_datasets
-    from torchvision import transforms
 
     check_data_root(recipe)
     root = Path(recipe.data_root)
-    normalise = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    crop_scale = (0.25, 1.0) if lightweight else (0.08, 1.0)
-    augment = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(recipe.image_size, scale=crop_scale),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            normalise,
-        ]
-    )
-    eval_size = recipe.eval_size or recipe.image_size
-    evaluate = transforms.Compose(
-        [
-            transforms.Resize(round(eval_size / 0.875)),
-            transforms.CenterCrop(eval_size),
-            transforms.ToTensor(),
-            normalise,
-        ]
-    )
+    crops, evaluate = _pipelines(recipe, lightweight)
+    augment = None if recipe.start_image_size is not None else crops(recipe.image_size)
     try:
-        train = tv_datasets.ImageFolder(str(root / "train"), transform=augment)
-        val = tv_datasets.ImageFolder(str(root / "val"), transform=evaluate)
+        if recipe.dataset == "packed":
+            train, val = PackedImages(root / "train", augment), PackedImages(root / "val", evaluate)
+        else:
+            train = tv_datasets.ImageFolder(str(root / "train"), transform=augment)
+            val = tv_datasets.ImageFolder(str(root / "val"), transform=evaluate)
     except (FileNotFoundError, RuntimeError) as error:
         raise ConfigError("data_root", str(error)) from None
     if train.classes != val.classes:
         raise ConfigError("data_root", f"{root}/train and {root}/val have different class folders")
-    return train, val
+    return train, val, crops
+
+
+def _pipelines(recipe: Recipe, lightweight: bool) -> tuple[Callable[[int], Callable], Callable]:
+    """The training crops at a size, and the evaluation transform. Files go through PIL and leave as
+    normalised floats (torchvision.transforms); packed images are uint8 tensors already, cropped and
+    resized as such (transforms.v2) and normalised on the device."""
+    from torchvision import transforms
+    from torchvision.transforms import v2
+
+    crop_scale = (0.25, 1.0) if lightweight else (0.08, 1.0)
+    eval_size = recipe.eval_size or recipe.image_size
+    if recipe.dataset == "packed":
+        evaluate = v2.Compose([v2.Resize(round(eval_size / 0.875), antialias=True), v2.CenterCrop(eval_size)])
+        return (lambda size: v2.Compose([v2.RandomResizedCrop(size, scale=crop_scale, antialias=True),
+                                         v2.RandomHorizontalFlip()])), evaluate  # fmt: skip
+    finish = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    evaluate = transforms.Compose([transforms.Resize(round(eval_size / 0.875)), transforms.CenterCrop(eval_size),
+                                   *finish])  # fmt: skip
+    return (lambda size: transforms.Compose([transforms.RandomResizedCrop(size, scale=crop_scale),
+                                             transforms.RandomHorizontalFlip(), *finish])), evaluate  # fmt: skip
 
 
 def make_loaders(recipe: Recipe, lightweight: bool = False, rank: int = 0, world_size: int = 1) -> Loaders:
@@ -280,11 +332,24 @@ def make_loaders(recipe: Recipe, lightweight: bool = False, rank: int = 0, world
         if world_size > 1
         else _EpochShuffle(train, recipe.seed)
     )
+    if recipe.start_image_size is not None:
+        sampler = AtEpochSize(sampler, recipe)
     val_sampler = DistributedSampler(val, world_size, rank, shuffle=False) if world_size > 1 else None
     common = {"num_workers": recipe.workers, "persistent_workers": recipe.workers > 0}
     train_loader = DataLoader(train, per_rank_batch, sampler=sampler, drop_last=len(train) > per_rank_batch, **common)
     val_loader = DataLoader(val, per_rank_batch, sampler=val_sampler, **common)
     return Loaders(train_loader, val_loader, classes, sampler)
+
+
+def on_device(images: torch.Tensor, device: torch.device, memory_format: torch.memory_format) -> torch.Tensor:
+    """A batch on the device. Float pixels come normalised already; uint8 pixels (the packed path)
+    are converted and normalised there, which spares the loaders' CPU that work."""
+    images = images.to(device, memory_format=memory_format, non_blocking=True)
+    if images.dtype != torch.uint8:
+        return images
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+    return ((images.float() - mean) / std).contiguous(memory_format=memory_format)
 
 
 class _EpochShuffle(torch.utils.data.Sampler):

@@ -15,8 +15,8 @@ from typing import Any
 from sksearch.spec import MAX_CHANNELS, MAX_CLASSES, MAX_INPUT_SIZE, NetSpec
 from sksearch.validation import ConfigError, boolean, check_keys, integer, number, one_of
 
-DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": None}
-SCHEDULES = ("step", "cosine")
+DATASETS = {"synthetic": None, "cifar10": 10, "cifar100": 100, "imagefolder": None, "packed": None}
+SCHEDULES = ("step", "cosine", "linear")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 AVERAGING = ("none", "ema")
 # The version of everything that turns (spec, recipe, seed) into trained numbers: the builder, the
@@ -28,6 +28,11 @@ DEVICES = ("auto", "cpu", "cuda")
 # Fields that say how a run goes (its name, threads, workers, device, downloading), not what it
 # trains: a checkpoint may resume under other values, and the trial store's key leaves them out.
 RUN_ONLY_FIELDS = ("name", "threads", "workers", "device", "download")
+# Fields added after recipes were first stored, with the value that trains as before they existed:
+# at that value a field is left out of a recipe's fingerprint and identity, so that older stored
+# trials and results rows still match the recipe they were trained under.
+NEUTRAL_FIELDS = {"start_image_size": None, "resolution_ramp": [0.0, 0.0], "decay_norm_and_bias": True,
+                  "lr_warmup": 0.0}  # fmt: skip
 # Upper bounds of the integer fields: beyond them a value is a typo, not a plan
 _MAXIMA = {"epochs": 100_000, "batch_size": 65_536, "reference_batch_size": 65_536, "image_size": MAX_INPUT_SIZE,
            "eval_size": MAX_INPUT_SIZE, "num_classes": MAX_CLASSES, "train_samples": 100_000_000,
@@ -60,6 +65,12 @@ class Recipe:
     lr_milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the epochs
     lr_decay: float = 0.1
     label_smoothing: float = 0.0
+    lr_warmup: float = 0.0  # the linear schedule: the fraction of the epochs the rate rises over, from a tenth
+    decay_norm_and_bias: bool = True  # False: no weight decay on BatchNorm weights and biases
+    # progressive resolution: training crops grow from start_image_size to image_size between these
+    # fractions of the epochs (in steps of 32 px); evaluation stays at eval_size
+    start_image_size: int | None = None
+    resolution_ramp: tuple[float, float] = (0.0, 0.0)
     width_multiplier: float = 1.0  # channels of the trained network (smoke: a fraction)
     # the floor of the SK fuse width d and of SE's hidden width in the trained network: scaling the
     # channels by 1/16 would leave d = 2 and an SE bottleneck of 1, with nothing to select with
@@ -86,7 +97,7 @@ class Recipe:
         self._check_synthetic_memory()
         for name in ("seed", "data_seed", "workers"):
             integer(getattr(self, name), name, minimum=0)
-        for name in ("download", "zero_init_last_bn", "compile", "small_input_stem"):
+        for name in ("download", "zero_init_last_bn", "compile", "small_input_stem", "decay_norm_and_bias"):
             boolean(getattr(self, name), name)
         if self.channels_last != "auto":
             boolean(self.channels_last, "channels_last")
@@ -95,6 +106,8 @@ class Recipe:
                 number(getattr(self, name), name, 0, open_low=strictly_positive)
         for name in ("momentum", "lr_decay", "label_smoothing"):
             number(getattr(self, name), name, 0, 1)
+        number(self.lr_warmup, "lr_warmup", 0, 1, open_high=True)
+        self._check_resolution()
         one_of(self.schedule, SCHEDULES, "schedule")
         for index, fraction in enumerate(self.lr_milestones):
             number(fraction, f"lr_milestones[{index}]", 0, 1, open_low=True, open_high=True)
@@ -110,6 +123,33 @@ class Recipe:
             raise ConfigError(
                 "num_classes", f"{self.dataset} has {DATASETS[self.dataset]} classes, got {self.num_classes}"
             )
+
+    def _check_resolution(self) -> None:
+        if self.start_image_size is None:
+            return
+        if self.dataset not in ("imagefolder", "packed"):
+            raise ConfigError("start_image_size", f"needs images to crop (imagefolder or packed), not {self.dataset}")
+        integer(self.start_image_size, "start_image_size", minimum=1, maximum=self.image_size)
+        ramp = self.resolution_ramp
+        if not isinstance(ramp, tuple) or len(ramp) != 2:
+            raise ConfigError("resolution_ramp", f"must be a pair [start, end], got {ramp!r}")
+        for index, fraction in enumerate(ramp):
+            number(fraction, f"resolution_ramp[{index}]", 0, 1)
+        if ramp[0] > ramp[1]:
+            raise ConfigError("resolution_ramp", f"must satisfy start <= end, got {list(ramp)}")
+
+    def resolution_at(self, epoch: int) -> int:
+        """The training crop of `epoch` (0-based): start_image_size up to the ramp's start, image_size
+        after its end, rising linearly between (rounded down to a multiple of 32, as FFCV's recipe)."""
+        if self.start_image_size is None:
+            return self.image_size
+        start, end = (round(fraction * self.epochs) for fraction in self.resolution_ramp)
+        if epoch < start:
+            return self.start_image_size
+        if epoch >= end:
+            return self.image_size
+        size = self.start_image_size + (self.image_size - self.start_image_size) * (epoch - start) / (end - start)
+        return max(self.start_image_size, int(size) // 32 * 32)
 
     def _check_synthetic_memory(self) -> None:
         """The synthetic images are drawn into memory: refuse a size that cannot fit before drawing."""
@@ -168,8 +208,8 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["scale_range"] = list(self.scale_range)
-        data["lr_milestones"] = list(self.lr_milestones)
+        for name in ("scale_range", "lr_milestones", "resolution_ramp"):
+            data[name] = list(getattr(self, name))
         return data
 
     def replace(self, **changes: Any) -> Recipe:
@@ -185,7 +225,12 @@ def recipe_identity(recipe_json: Any, ignore: Sequence[str] = ()) -> str:
     data = json.loads(recipe_json)
     for name in ("seed", *RUN_ONLY_FIELDS, *ignore):
         data.pop(name, None)
-    return json.dumps(data, sort_keys=True)
+    return json.dumps(without_neutral(data), sort_keys=True)
+
+
+def without_neutral(data: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's fields less those at their NEUTRAL_FIELDS value (they train as if absent)."""
+    return {name: value for name, value in data.items() if NEUTRAL_FIELDS.get(name, data) != value}
 
 
 def _check_scale_range(scales: Any) -> None:
@@ -215,6 +260,27 @@ _IMAGENET = Recipe(
 
 RECIPES: dict[str, Recipe] = {
     "imagenet": _IMAGENET,
+    # Fast ImageNet (docs/proxy.md, "A fast ImageNet recipe"): the shape of FFCV's ResNet-50 recipe.
+    # Packed JPEGs (`sksearch prepare`), 160 px crops rising to 192 for the last quarter, tested at
+    # 224; label smoothing; no weight decay on BatchNorm and biases; a linear schedule that peaks
+    # after 2 of 16 epochs whatever the epoch count (the fidelity knob); bf16 and channels_last on CUDA.
+    "imagenet-fast": dataclasses.replace(
+        _IMAGENET,
+        name="imagenet-fast",
+        dataset="packed",
+        data_root="data/imagenet-packed",
+        image_size=192,
+        start_image_size=160,
+        resolution_ramp=(0.5, 0.75),
+        eval_size=224,
+        epochs=16,
+        lr=0.5,
+        schedule="linear",
+        lr_warmup=0.125,
+        decay_norm_and_bias=False,
+        amp="auto",
+        channels_last=True,
+    ),
     "cifar": Recipe(
         name="cifar",
         dataset="cifar10",
@@ -278,7 +344,7 @@ def recipe_from(data: Any, base: Recipe | None = None) -> Recipe:
         base = _preset(values.pop("preset"), "preset")
     base = base or Recipe()
     check_keys(values, (f.name for f in dataclasses.fields(Recipe)), what="recipe key")
-    for key in ("scale_range", "lr_milestones"):
+    for key in ("scale_range", "lr_milestones", "resolution_ramp"):
         if key in values and isinstance(values[key], list):
             values[key] = tuple(values[key])
     changes = {"name": values.get("name", base.name), **values}

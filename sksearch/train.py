@@ -25,7 +25,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sksearch.complexity import count
-from sksearch.data import make_loaders
+from sksearch.data import make_loaders, on_device
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.nets import build, resolve_spec
 from sksearch.recipes import RUN_ONLY_FIELDS, Recipe
@@ -62,10 +62,17 @@ class TrialResult:
 
 
 def learning_rate(recipe: Recipe, epoch: int) -> float:
-    """The learning rate of `epoch` (0-based): linear-scaled base, then step decay or cosine."""
+    """The learning rate of `epoch` (0-based): linear-scaled base, then step decay, cosine, or linear
+    (a rise from a tenth of the base over `lr_warmup` of the epochs, then a straight line down to
+    the last epoch: the same shape at any epoch count)."""
     base = recipe.scaled_lr()
     if recipe.schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs))
+    if recipe.schedule == "linear":
+        peak = round(recipe.lr_warmup * recipe.epochs)
+        if epoch < peak:
+            return base * (0.1 + 0.9 * epoch / peak)
+        return base * (recipe.epochs - epoch) / (recipe.epochs - peak)
     passed = sum(epoch >= round(fraction * recipe.epochs) for fraction in recipe.lr_milestones)
     return base * recipe.lr_decay**passed
 
@@ -132,7 +139,7 @@ def train(
     memory_format = torch.channels_last if recipe.uses_channels_last(device.type) else torch.contiguous_format
     model = build(trained_spec, zero_init_last_bn=recipe.zero_init_last_bn).to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        parameter_groups(model, recipe.weight_decay_for(spec), recipe.decay_norm_and_bias),
         lr=learning_rate(recipe, 0),
         momentum=recipe.momentum,
         weight_decay=recipe.weight_decay_for(spec),
@@ -220,6 +227,17 @@ def train(
     return result("completed")
 
 
+def parameter_groups(model: nn.Module, weight_decay: float, decay_all: bool) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: one decayed group, or (not `decay_all`) the BatchNorm
+    weights and every bias apart, without weight decay (as in FFCV's and timm's fast recipes)."""
+    if decay_all:
+        return [{"params": list(model.parameters())}]
+    plain = [p for name, p in model.named_parameters() if p.ndim <= 1 or name.endswith(".bias")]
+    seen = {id(p) for p in plain}
+    decayed = [p for p in model.parameters() if id(p) not in seen]
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
 def weight_average(model: nn.Module, recipe: Recipe) -> AveragedModel | None:
     """The exponential moving average of the weights and BN statistics (torch.optim.swa_utils'
     AveragedModel; buffers averaged too, as timm's ModelEmaV2 keeps them, so no BN pass is needed),
@@ -248,7 +266,7 @@ def _train_epoch(
         batches = tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
     start = time.perf_counter()
     for step, (images, labels) in enumerate(batches):
-        images = images.to(device, memory_format=memory_format, non_blocking=True)
+        images = on_device(images, device, memory_format)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
             loss = loss_fn(model(images), labels)
@@ -276,7 +294,7 @@ def _evaluate(model, loader, amp_dtype, device, memory_format, num_classes: int)
     top_k = min(5, num_classes)
     correct1 = correct5 = total = 0
     for images, labels in loader:
-        images = images.to(device, memory_format=memory_format, non_blocking=True)
+        images = on_device(images, device, memory_format)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext():
             logits = model(images)

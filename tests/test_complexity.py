@@ -199,7 +199,8 @@ def test_help_lists_every_verb(capsys):
         main(["--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    verbs = ("presets", "spec", "count", "paper", "train", "sweep", "resume", "extend", "repair", "status", "plan", "space",
+    verbs = ("presets", "spec", "count", "paper", "train", "prepare", "sweep", "resume", "extend", "repair", "status", "plan",
+             "space",
              "results",
              "pareto", "compare", "table", "export", "plot", "attention")  # fmt: skip
     assert all(f"    {verb} " in text for verb in verbs) and "95% intervals" in text

@@ -85,6 +85,7 @@ def test_public_names_and_submodules_are_there_on_first_use():
         ["attention", "nope"],
         ["store", "ls", "--store", "nope"],
         ["plan", "nope.yaml"],
+        ["prepare", "nope", "packed"],
     ],
 )
 def test_a_mistyped_name_or_folder_is_refused_before_torch_is_imported(tmp_path, argv):

@@ -178,7 +178,7 @@ def test_a_weight_average_is_the_network_reported_and_the_raw_errors_stay_beside
         ({"epochs": 0}, "epochs: must be >= 1"),
         ({"lr": -1}, "lr: must be > 0"),
         ({"momentum": 1.5}, "momentum: must be in [0, 1], got 1.5"),
-        ({"schedule": "linear"}, "schedule: must be one of step, cosine"),
+        ({"schedule": "onecycle"}, "schedule: must be one of step, cosine, linear"),
         ({"dataset": "mnist"}, "dataset: must be one of"),
         ({"lr_milestones": [0.5, 1.5]}, "lr_milestones[1]: must be in (0, 1), got 1.5"),
         ({"amp": "fp8"}, "amp: must be one of"),

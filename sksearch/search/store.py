@@ -33,7 +33,7 @@ from sksearch.files import (
     read_bytes,
     write_bytes,
 )
-from sksearch.recipes import RUN_ONLY_FIELDS, TRAINER_VERSION, Recipe
+from sksearch.recipes import RUN_ONLY_FIELDS, TRAINER_VERSION, Recipe, without_neutral
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError, first_line
 
@@ -45,7 +45,7 @@ TIMINGS = ".timings"  # a hidden folder: not a key
 
 def recipe_fingerprint(recipe: Recipe) -> str:
     """A short hash of the recipe fields that change what a trial trains."""
-    fields = {k: v for k, v in recipe.to_dict().items() if k not in RUN_ONLY_FIELDS}
+    fields = without_neutral({k: v for k, v in recipe.to_dict().items() if k not in RUN_ONLY_FIELDS})
     fields["trainer_version"] = TRAINER_VERSION
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
