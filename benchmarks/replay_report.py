@@ -1,12 +1,13 @@
 """What the search algorithms reach on the committed tabulated benchmark, replayed (no training).
 
-    .venv/bin/python benchmarks/replay_report.py [--table results/sknet50_smoke] [--repeats 20] [--budget 0.5]
+    .venv/bin/python benchmarks/replay_report.py [--table results/sknet50_smoke] [--repeats 50] [--budget 0.5]
 
 Replays random, grid, TPE, NSGA-II, ASHA (on top1_err) and MO-ASHA (on every objective) --repeats
 times each up to --budget of the table's compute, objectives top1_err and gmacs, writes the replay's
 CSVs and PNG into TABLE/replay, and prints, per algorithm, the fraction of the table's hypervolume
 reached at 10%, 25% and 50% of the compute (median [IQR] over repeats) and the least compute at
-which its median reaches 95%.
+which its median reaches 95%; then the settings, the reference point and the claims that hold (the
+replay verb's summary).
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CHECKPOINTS = (0.10, 0.25, 0.50)
 
 
 def main() -> None:
-    from sksearch.search.replay import ALGORITHMS, load_benchmark, replay
-    from sksearch.search.replay_curves import anytime, write_replay
+    from sksearch.search.replay import ALGORITHMS, ReplaySettings, load_benchmark, replay
+    from sksearch.search.replay_curves import CHECKPOINTS, anytime, summary_lines, write_replay
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=str(ROOT / "results" / "sknet50_smoke"))
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--budget", type=float, default=0.5)
     args = parser.parse_args()
     table = load_benchmark([args.table], "top1_err:min,gmacs:min")
@@ -52,6 +52,7 @@ def main() -> None:
         reached = curve[curve["hv_fraction_median"] >= 0.95]
         least = f"{reached['at'].iloc[0]:.0%}" if len(reached) else f"not within {args.budget:.0%}"
         print(f"| {algorithm} | " + " | ".join(cells) + f" | {least} |")
+    print("\n".join(summary_lines(trials, table, args.budget, ReplaySettings.for_table(table))))
 
 
 if __name__ == "__main__":

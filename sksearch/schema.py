@@ -100,7 +100,6 @@ REPLAY_COLUMNS: dict[str, str] = {
     "point of the whole table: each objective's worst final value plus 10% of its range",
     "hv_fraction": "hypervolume / the whole table's (every network at its last epoch)",
     "axis": "anytime.csv: the x axis of the row, `compute` or `trial_epochs`",
-    "at": "anytime.csv: the point on that axis",
     "hv_fraction_median": "the median of hv_fraction over repeats (anytime: reached by `at`; at_budget: at the end)",
     "hv_fraction_q25": "its first quartile over repeats",
     "hv_fraction_q75": "its third quartile over repeats",
@@ -108,6 +107,12 @@ REPLAY_COLUMNS: dict[str, str] = {
     "trials_median": "at_budget.csv: the median number of trials that ended within the budget",
     "stopped_median": "at_budget.csv: the median number of them ASHA stopped",
     "trial_epochs_median": "at_budget.csv: the median trial-epochs spent",
+    "at": "anytime.csv: the point on that axis; claims.csv: the fraction of the table's compute compared at",
+    "other": "claims.csv: the algorithm compared against",
+    "median_difference": "claims.csv: algorithm's median hv_fraction minus other's, over repeats",
+    "ci_low": "claims.csv: the low end of the difference's 95% percentile-bootstrap interval",
+    "ci_high": "claims.csv: the high end of that interval",
+    "verdict": "claims.csv: `beats` / `trails` where the interval excludes zero, else `within noise`",
 }
 
 # How a column reads on a figure's axis (units included); other columns read as their own name.
@@ -153,6 +158,15 @@ RUN_REPORTS = (*TIMING_METRICS, "fvcore_flops", "trained_archid", "trained_param
                "images_per_s", "node_id", "resumed_at_epoch")  # fmt: skip
 FRONT_SIZES = range(2, 4)  # a Pareto front of 2 or 3 objectives
 _BRANCH_COLUMN = re.compile(r"(kernel|dilation|groups)_\d+")
+
+
+def chance_value(column: str, classes: int | None) -> float | None:
+    """A top-1 or top-5 error (%) column's value at chance, guessing among `classes`; None for any
+    other column, or when the number of classes is not known."""
+    top = 5 if "top5" in column else 1 if "top1" in column else None
+    if top is None or not classes or role_of(column) != METRIC:
+        return None
+    return 100.0 * (1 - min(top, classes) / classes)
 
 
 def seed_free(column: str) -> bool:

@@ -161,3 +161,43 @@ def test_the_committed_tabulated_benchmark_is_replayable():
     table = load_benchmark([str(TABLE7.parents[1] / "sknet50_smoke")])
     assert len(table.networks) == 56 and {network.epochs for network in table.networks} == {8}
     assert table.space.name == "sknet50" and table.full_hypervolume > 0
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "nsga2"])
+def test_a_smaller_budget_replays_the_same_algorithm_up_to_where_it_stops(table, algorithm):
+    """Settings come from the table's size, never the budget: the cut replay is a prefix of the whole."""
+    whole = pd.DataFrame(replay_once(table, algorithm, seed=2, budget=1.0))
+    cut = pd.DataFrame(replay_once(table, algorithm, seed=2, budget=0.4))
+    assert 0 < len(cut) < len(whole) and list(cut["archid"]) == list(whole["archid"][: len(cut)])
+
+
+def test_the_reference_point_is_never_beyond_chance():
+    from sksearch.search.replay import ReplaySettings
+
+    smoke = load_benchmark([str(Path(__file__).parents[1] / "results" / "sknet50_smoke")])
+    worst = max(network.values(smoke.objectives, network.epochs)[0] for network in smoke.networks)
+    assert worst > 87.5 and smoke.reference[0] == 87.5  # 8 classes: a guess is wrong 87.5% of the time
+    assert smoke.reference_why == ("chance with 8 classes", "the worst plus 10% of the range")
+    settings = ReplaySettings.for_table(smoke)
+    assert (settings.startup, settings.population) == (10, 28)  # 56 networks, as a sweep of all of them
+    assert "NSGA-II population 28" in settings.describe(smoke) and "rungs at epochs 1, 4" in settings.describe(smoke)
+
+
+def test_a_claim_is_made_only_where_its_interval_excludes_zero():
+    from sksearch.search.replay_curves import claims
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"algorithm": name, "repeat": repeat, "compute": 0.05, "hv_fraction": level + rng.normal(0, 0.02)}
+        for name, level in (("good", 0.9), ("twin", 0.9), ("poor", 0.5))
+        for repeat in range(30)
+    ]
+    found = claims(pd.DataFrame(rows), budget=0.3).set_index(["at", "algorithm", "other"])
+    assert list(found.index.get_level_values("at").unique()) == [0.1, 0.25]  # 0.5 is beyond the budget
+    assert (
+        found.loc[(0.25, "good", "poor"), "verdict"] == "beats"
+        and found.loc[(0.25, "twin", "poor"), "verdict"] == "beats"
+    )
+    low, high = found.loc[(0.25, "good", "twin"), ["ci_low", "ci_high"]]
+    assert low < 0 < high and found.loc[(0.25, "good", "twin"), "verdict"] == "within noise"
+    assert found.loc[(0.1, "good", "poor"), "median_difference"] == pytest.approx(0.4, abs=0.03)

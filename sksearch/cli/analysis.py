@@ -96,7 +96,11 @@ def _replay_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished sweeps of one space, with history")
     parser.add_argument("--algorithms", default="random,grid,tpe,nsga2,asha,mo-asha", help="comma-separated, of those")
     parser.add_argument("--budget", type=float, default=0.25, help="fraction of the table's compute, in (0, 1]")
-    parser.add_argument("--repeats", type=positive_int, default=20, help="replays of each algorithm, seeded 0..n-1")
+    parser.add_argument("--repeats", type=positive_int, default=50, help="replays of each algorithm, seeded 0..n-1")
+    parser.add_argument(
+        "--startup-trials", type=positive_int, help="TPE's random start-up trials (default: by table size)"
+    )
+    parser.add_argument("--population", type=positive_int, help="NSGA-II's population (default: by table size)")
     parser.add_argument("--objectives", help="e.g. top1_err:min,gmacs:min (default: the first sweep's)")
     parser.add_argument("--workers", type=positive_int, default=1, help="trials at once on the simulated clock")
     parser.add_argument("--out", type=out_folder, help="output folder (default: ./replay-<first RUN_DIR's name>)")
@@ -110,7 +114,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sksearch.files import check_writable_folder, is_uri
-    from sksearch.search.replay import check_replay, load_benchmark, replay
+    from sksearch.search.replay import ReplaySettings, check_replay, load_benchmark, replay
     from sksearch.search.replay_curves import summary_lines, write_replay
 
     algorithms = [name.strip() for name in args.algorithms.split(",")]
@@ -122,9 +126,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         check_writable_folder(out, "--out")  # before the replays, not after
     print(f"replaying {len(algorithms)} algorithms x {args.repeats} repeats on {len(table.networks)} networks "
           f"(budget {args.budget:g} of the compute) into {out}", flush=True)  # fmt: skip
+    settings = ReplaySettings.for_table(table, args.startup_trials, args.population)
     with tqdm(total=len(algorithms) * args.repeats, desc="replays", unit="replay", leave=False) as bar:
-        trials = replay(table, algorithms, args.repeats, args.budget, args.workers, progress=bar.update)
+        trials = replay(table, algorithms, args.repeats, args.budget, args.workers, bar.update, settings)
     paths = write_replay(out, trials, table, args.budget)
-    print("\n".join(summary_lines(trials, table, args.budget)))
+    print("\n".join(summary_lines(trials, table, args.budget, settings)))
     print("wrote " + ", ".join(paths))
     return 0

@@ -52,13 +52,6 @@ def spec_argument(text: str) -> tuple[str, NetSpec]:
     return text, preset(text)
 
 
-def check_sweep_folder(run_dir: str) -> None:
-    """A folder that is not a sweep's is refused in one line, before the verb imports what it works with."""
-    from sksearch.runfiles import check_sweep_folders
-
-    check_sweep_folders([run_dir])
-
-
 def check_exists(path: str) -> None:
     """A local path that is not there is refused at once (and nothing is created in its place)."""
     from sksearch.files import is_uri

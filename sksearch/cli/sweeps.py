@@ -10,7 +10,6 @@ from sksearch.cli.common import (
     add_set_flag,
     check_exists,
     check_space_file,
-    check_sweep_folder,
     int_list,
     parse_settings,
     positive_float,
@@ -96,7 +95,7 @@ def _resume_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("resume", "continue a sweep whose driver stopped", _resume_flags)
 def cmd_resume(args: argparse.Namespace) -> int:
-    check_sweep_folder(args.run_dir)
+    check_exists(args.run_dir)  # its sweep.json may be what is lost: load_plan says so, and what mends it
     from sksearch.runfiles import damaged_tables
     from sksearch.search import load_plan, resume_sweep
 
@@ -120,7 +119,7 @@ def _extend_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("extend", "more samples, knob values or seeds for a finished sweep; trains only new networks", _extend_flags)
 def cmd_extend(args: argparse.Namespace) -> int:
-    check_sweep_folder(args.run_dir)
+    check_exists(args.run_dir)  # its sweep.json may be what is lost: load_plan says so, and what mends it
     from sksearch.runfiles import read_trials
     from sksearch.search import extend_sweep, load_plan
 
@@ -158,7 +157,7 @@ def _status_flags(parser: argparse.ArgumentParser) -> None:
 
 @verb("status", "counts by state, best so far, elapsed time", _status_flags)
 def cmd_status(args: argparse.Namespace) -> int:
-    check_sweep_folder(args.run_dir)
+    check_exists(args.run_dir)  # its sweep.json may be what is lost: load_plan says so, and what mends it
     from sksearch.search import sweep_status
 
     status = sweep_status(args.run_dir)
@@ -251,7 +250,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.effect and not (args.noise or args.pilot):
         raise ConfigError("--effect", "needs the noise it is measured against: --noise STD or --pilot RUN_DIR")
     if args.pilot:
-        check_sweep_folder(args.pilot)
+        from sksearch.runfiles import check_sweep_folders
+
+        check_sweep_folders([args.pilot])
     from sksearch.search import Resources, plan_sweep
     from sksearch.search.cost import Measuring, network_costs, pilot_noise, read_throughput, sweep_cost
     from sksearch.search.timings import check_device

@@ -37,8 +37,9 @@ from sksearch.files import join, read_bytes
 from sksearch.results.fronts import default_reference, minimised_hypervolume
 from sksearch.results.loading import load_results
 from sksearch.runfiles import HISTORY_COLUMNS, PLAN, read_history
-from sksearch.schema import objective_signs, optuna_directions, parse_objectives
+from sksearch.schema import chance_value, objective_signs, optuna_directions, parse_objectives
 from sksearch.search.knobs import Knob
+from sksearch.search.samplers import population_size, startup_trials
 from sksearch.search.space import Space
 from sksearch.search.spacefile import parse_space
 from sksearch.validation import ConfigError
@@ -71,12 +72,15 @@ class Network:
 
 @dataclass
 class Benchmark:
-    """The networks a replay may try, with what the whole table reaches."""
+    """The networks a replay may try, with what the whole table reaches. The hypervolume's
+    reference point is each objective's worst value plus 10% of its range, but never beyond chance
+    for an error (networks no better than guessing add nothing); `reference_why` says which."""
 
     space: Space
     networks: list[Network]
     objectives: tuple[tuple[str, str], ...]
     reference: list[float]
+    reference_why: tuple[str, ...] = ()
     signs: np.ndarray = field(init=False)
     full_hypervolume: float = field(init=False)
     total_seconds: float = field(init=False)  # every network's every epoch
@@ -176,7 +180,36 @@ def load_benchmark(run_dirs: Sequence[str], objectives: str | None = None) -> Be
     finals = pd.DataFrame(
         [network.values(parsed, network.epochs) for network in networks], columns=[name for name, _ in parsed]
     ).assign(archid=[network.archid for network in networks], status="completed")
-    return Benchmark(space, networks, parsed, default_reference(finals, parsed))
+    reference, why = [], []
+    for (name, mode), value in zip(parsed, default_reference(finals, parsed), strict=True):
+        chance = chance_value(name, space.recipe.classes) if mode == "min" else None
+        reference.append(min(value, chance) if chance is not None else value)
+        why.append(f"chance with {space.recipe.classes} classes" if chance is not None and chance < value
+                   else "the worst plus 10% of the range")  # fmt: skip
+    return Benchmark(space, networks, parsed, reference, tuple(why))
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """What each algorithm is set to: fixed by the table's size (as a sweep of every network would
+    set them), never by the budget, so that two budgets compare the same algorithms."""
+
+    startup: int  # TPE's random start-up trials
+    population: int  # NSGA-II's population
+
+    @classmethod
+    def for_table(cls, table: Benchmark, startup: int | None = None, population: int | None = None) -> ReplaySettings:
+        size = len(table.networks)
+        return cls(startup or startup_trials(size), population or population_size(size))
+
+    def describe(self, table: Benchmark) -> str:
+        from sksearch.search.schedulers import GRACE_PERIOD, REDUCTION_FACTOR, rungs
+
+        max_t = max(network.epochs for network in table.networks)
+        milestones = ", ".join(map(str, sorted(rungs(max_t))))
+        return (f"settings: TPE {self.startup} start-up trials, NSGA-II population {self.population} (from the "
+                f"table's {len(table.networks)} networks); ASHA and MO-ASHA rungs at epochs {milestones} (grace "
+                f"{GRACE_PERIOD}, reduction {REDUCTION_FACTOR})")  # fmt: skip
 
 
 def _common_space(run_dirs: Sequence[str]) -> Space:
@@ -239,14 +272,14 @@ class _Ordered:
 class _Sampled:
     """Tries what an Optuna sampler suggests, through ask/tell on a study of the table's objectives."""
 
-    def __init__(self, table: Benchmark, algorithm: str, seed: int, expected_trials: int):
+    def __init__(self, table: Benchmark, algorithm: str, seed: int, settings: ReplaySettings):
         import optuna
 
         from sksearch.search.samplers import optuna_sampler
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         directions = optuna_directions(table.objectives)
-        sampler = optuna_sampler(algorithm, seed, expected_trials)
+        sampler = optuna_sampler(algorithm, seed, len(table.networks), settings.startup, settings.population)
         self.study = optuna.create_study(directions=directions, sampler=sampler)
         self.table, self.answers, self.failed = table, {}, optuna.trial.TrialState.FAIL
 
@@ -272,9 +305,9 @@ class _Sampled:
         self.study.tell(trial.handle, values)
 
 
-def _proposer(table: Benchmark, algorithm: str, seed: int, expected_trials: int):
+def _proposer(table: Benchmark, algorithm: str, seed: int, settings: ReplaySettings):
     if algorithm in ("tpe", "nsga2"):
-        return _Sampled(table, algorithm, seed, expected_trials)
+        return _Sampled(table, algorithm, seed, settings)
     order = range(len(table.networks))
     return _Ordered(order if algorithm == "grid" else np.random.default_rng(seed).permutation(len(order)))
 
@@ -289,14 +322,15 @@ def _stopper(algorithm: str, table: Benchmark):
     return MultiObjectiveASHA(table.objectives, max_t) if algorithm == "mo-asha" else None
 
 
-def replay_once(table: Benchmark, algorithm: str, seed: int, budget: float, workers: int = 1) -> list[dict[str, Any]]:
+def replay_once(
+    table: Benchmark, algorithm: str, seed: int, budget: float, workers: int = 1, settings: ReplaySettings | None = None
+) -> list[dict[str, Any]]:
     """One replay of `algorithm` until `budget` (a fraction of the table's compute in seconds) is
     spent or nothing is left to try: one row per ended trial."""
     from ray.tune.schedulers import TrialScheduler
 
     limit = budget * table.total_seconds
-    expected = max(2, math.ceil(budget * len(table.networks)))
-    proposer = _proposer(table, algorithm, seed, expected)
+    proposer = _proposer(table, algorithm, seed, settings or ReplaySettings.for_table(table))
     stopper = _stopper(algorithm, table)
     running: list[tuple[float, int, _Trial]] = []
     taken: set[int] = set()
@@ -357,13 +391,15 @@ def replay(
     budget: float,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    settings: ReplaySettings | None = None,
 ) -> pd.DataFrame:
     """Every algorithm `repeats` times (repeat r seeds its sampler or order with r): the ended trials."""
+    settings = settings or ReplaySettings.for_table(table)
     rows: list[dict[str, Any]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental-feature warnings, once per study
         for algorithm, repeat in itertools.product(algorithms, range(repeats)):
-            rows += replay_once(table, algorithm, repeat, budget, workers)
+            rows += replay_once(table, algorithm, repeat, budget, workers, settings)
             if progress is not None:
                 progress(1)
     return pd.DataFrame(rows)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sksearch.files import join
-from sksearch.search.replay import Benchmark
+from sksearch.search.replay import Benchmark, ReplaySettings
 
 
 def anytime(trials: pd.DataFrame, budget: float, points: int = 51) -> pd.DataFrame:
@@ -63,9 +63,50 @@ def at_budget(trials: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()  # fmt: skip
 
 
+CHECKPOINTS = (0.1, 0.25, 0.5)  # fractions of the table's compute where algorithms are compared
+
+
+def reached(trials: pd.DataFrame, algorithm: str, compute: float) -> np.ndarray:
+    """Each repeat's hypervolume fraction by `compute` (a fraction of the table's seconds)."""
+    runs = trials[trials["algorithm"] == algorithm].groupby("repeat")
+    grid = np.array([compute])
+    return np.array([_step(run["compute"].to_numpy(), run["hv_fraction"].to_numpy(), grid)[0] for _, run in runs])
+
+
+def claims(trials: pd.DataFrame, budget: float, checkpoints: tuple[float, ...] = CHECKPOINTS) -> pd.DataFrame:
+    """Every pair of algorithms at each checkpoint within the budget: the difference of their median
+    hypervolume fractions over repeats, its 95% percentile-bootstrap interval (scipy.stats.bootstrap,
+    the repeats of each resampled on their own, 2000 resamples, seeded), and the verdict: `beats` or
+    `trails` only where the interval excludes zero, else `within noise`."""
+    from scipy import stats
+
+    algorithms = list(dict.fromkeys(trials["algorithm"]))
+    rows = []
+    for at in (point for point in checkpoints if point <= budget + 1e-12):
+        values = {algorithm: reached(trials, algorithm, at) for algorithm in algorithms}
+        for first, second in itertools.combinations(algorithms, 2):
+            one, other = values[first], values[second]
+            difference = float(np.median(one) - np.median(other))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a degenerate sample (every repeat alike) has a point interval
+                found = stats.bootstrap((one, other), _median_difference, n_resamples=2000, method="percentile",
+                                        vectorized=True, rng=np.random.default_rng(0))  # fmt: skip
+            low, high = float(found.confidence_interval.low), float(found.confidence_interval.high)
+            if np.isnan(low):  # no spread at all: the interval is the difference itself
+                low = high = difference
+            verdict = "beats" if low > 0 else "trails" if high < 0 else "within noise"
+            rows.append({"at": at, "algorithm": first, "other": second, "median_difference": difference,
+                         "ci_low": low, "ci_high": high, "verdict": verdict, "repeats": len(one)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _median_difference(one: np.ndarray, other: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(one, axis=axis) - np.median(other, axis=axis)
+
+
 def write_replay(out: str, trials: pd.DataFrame, table: Benchmark, budget: float) -> list[str]:
-    """replay.csv (every ended trial), anytime.csv, at_budget.csv, and the anytime curves against
-    compute (replay.png) and against trial-epochs (replay_trial_epochs.png) into `out`."""
+    """replay.csv (every ended trial), anytime.csv, at_budget.csv, claims.csv, and the anytime curves
+    against compute (replay.png) and against trial-epochs (replay_trial_epochs.png) into `out`."""
     from sksearch.files import atomic_write_text
     from sksearch.plots import plot_replay
     from sksearch.schema import axis_label
@@ -73,7 +114,9 @@ def write_replay(out: str, trials: pd.DataFrame, table: Benchmark, budget: float
     curves = anytime(trials, budget)
     summary = at_budget(trials)
     written = []
-    for name, frame in (("replay.csv", trials), ("anytime.csv", curves), ("at_budget.csv", summary)):
+    tables = (("replay.csv", trials), ("anytime.csv", curves), ("at_budget.csv", summary),
+              ("claims.csv", claims(trials, budget)))  # fmt: skip
+    for name, frame in tables:
         written.append(str(atomic_write_text(join(out, name), frame.to_csv(index=False))))
     objectives = ", ".join(f"{axis_label(name)} ({mode})" for name, mode in table.objectives)
     title = f"{len(table.networks)} networks of {table.space.name}; objectives {objectives}; budget {budget:g}"
@@ -82,14 +125,33 @@ def write_replay(out: str, trials: pd.DataFrame, table: Benchmark, budget: float
     return written
 
 
-def summary_lines(trials: pd.DataFrame, table: Benchmark, budget: float) -> list[str]:
-    """What each algorithm reached at the budget, one line each, under a line about the table."""
-    header = (
-        f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s in all; at "
-        f"{budget:g} of that compute, the fraction of the table's hypervolume reached (median [IQR]):"
-    )
-    return [header] + [
+def summary_lines(trials: pd.DataFrame, table: Benchmark, budget: float, settings: ReplaySettings) -> list[str]:
+    """The table, the algorithms' settings and the reference point; what each algorithm reached at
+    the budget, one line each; then the claims whose interval excludes zero."""
+    from sksearch.schema import axis_label
+
+    reference = ", ".join(f"{axis_label(name)} {value:.4g} ({why})" for (name, _), value, why
+                          in zip(table.objectives, table.reference, table.reference_why, strict=True))  # fmt: skip
+    header = [
+        f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s in all",
+        settings.describe(table),
+        f"reference point: {reference}",
+        f"at {budget:g} of the compute, the fraction of the table's hypervolume reached (median [IQR] over repeats):",
+    ]
+    lines = header + [
         f"  {row.algorithm:<7} {row.hv_fraction_median:.3f} [{row.hv_fraction_q25:.3f}, {row.hv_fraction_q75:.3f}]  "
         f"{row.trials_median:.0f} trials ({row.stopped_median:.0f} stopped), {row.trial_epochs_median:.0f} trial-epochs"
         for row in at_budget(trials).itertuples()
     ]
+    found = claims(trials, budget)
+    if found.empty:
+        return lines
+    shown = found[found["verdict"] != "within noise"]
+    lines.append(f"claims (difference of medians, 95% bootstrap interval; {len(found) - len(shown)} of {len(found)} "
+                 "pairs are within noise and not listed):")  # fmt: skip
+    lines += [
+        f"  at {row.at:.0%} of the compute: {row.algorithm} {row.verdict} {row.other} by {row.median_difference:+.3f} "
+        f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+        for row in shown.itertuples()
+    ]
+    return lines

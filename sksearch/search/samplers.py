@@ -27,8 +27,21 @@ class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
         self._thread_lock = threading.Lock()
 
 
-def optuna_sampler(algorithm: str, seed: int, num_samples: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of a `tpe` or `nsga2` sweep of num_samples trials."""
+def startup_trials(num_samples: int) -> int:
+    """TPE's random start-up trials for a search of num_samples: Optuna's 10, fewer for a short search."""
+    return min(10, max(2, num_samples // 3))
+
+
+def population_size(num_samples: int) -> int:
+    """NSGA-II's population for a search of num_samples: Optuna's 50, at most half the search."""
+    return max(2, min(50, num_samples // 2))
+
+
+def optuna_sampler(
+    algorithm: str, seed: int, num_samples: int, startup: int | None = None, population: int | None = None
+) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of a `tpe` or `nsga2` search of num_samples trials (`startup` and
+    `population` override what num_samples gives)."""
     if algorithm == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, num_samples // 3)))
-    return PicklableNSGAIISampler(seed=seed, population_size=max(2, min(50, num_samples // 2)))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup or startup_trials(num_samples))
+    return PicklableNSGAIISampler(seed=seed, population_size=population or population_size(num_samples))
