@@ -102,7 +102,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results/proxy"), help="where the findings are committed")
     parser.add_argument("--train-only", action="store_true", help="run the sweeps, skip the report")
     parser.add_argument("--report-only", action="store_true", help="report the sweeps that finished, train nothing")
+    parser.add_argument("--attention-only", action="store_true",
+                        help="only the attention analysis, of Table 7's K3+K5 SK of seed 0 (finished)")  # fmt: skip
     args = parser.parse_args()
+    if args.attention_only:
+        from benchmarks.proxy_report import attention_analysis
+        from sksearch.runfiles import read_trials
+        from sksearch.schema import RESULT_STATUSES
+
+        trials = read_trials(str(Path(args.runs) / "table7"))
+        attention_analysis(trials[trials["status"].isin(RESULT_STATUSES)], Path(args.out) / "attention")
+        return
     seeds = [int(seed) for seed in args.seeds.split(",")]
     runs, out = Path(args.runs), Path(args.out)
     runs.mkdir(parents=True, exist_ok=True)
