@@ -61,38 +61,35 @@ search:
 """
 
 
-def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int]) -> None:
-    """Run the sweep, or finish an interrupted one (nothing to do when it finished)."""
+def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int], **overrides) -> None:
+    """Run the sweep under the proxy recipe (plan_sweep's `overrides` besides), or finish an
+    interrupted one (nothing to do when it finished)."""
     from sksearch.search import plan_sweep, resume_sweep, run_sweep
 
     run_dir = runs / name
-    if finished_trials(space, name, runs, seeds):
-        print(f"{name}: finished already ({expected_trials(space, seeds)} trials)", flush=True)
+    if finished_trials(run_dir):
+        print(f"{name}: finished already ({len(pd.read_parquet(run_dir / 'trials.parquet'))} trials)", flush=True)
         return
     if (run_dir / "sweep.json").exists():
         print(f"{name}: resuming", flush=True)
         resume_sweep(str(run_dir), num_cpus=2)
     else:
-        plan = plan_sweep(space, recipe="proxy", seeds=seeds, storage=str(runs), name=name)
-        print(f"{name}: {expected_trials(space, seeds)} trials", flush=True)
+        plan = plan_sweep(space, recipe="proxy", seeds=seeds, storage=str(runs), name=name, **overrides)
+        print(f"{name}: {plan.total_trials} trials", flush=True)
         run_sweep(plan, num_cpus=2, progress=True)
 
 
-def finished_trials(space: Path, name: str, runs: Path, seeds: list[int]) -> bool:
-    """Whether the sweep ran every trial to the end."""
+def finished_trials(run_dir: Path) -> bool:
+    """Whether the sweep in `run_dir` ran every trial its plan holds to the end."""
     from sksearch.runfiles import read_trials
     from sksearch.schema import RESULT_STATUSES
+    from sksearch.search import load_plan
 
-    run_dir = runs / name
-    table = read_trials(str(run_dir)) if (run_dir / "sweep.json").exists() else pd.DataFrame()
+    if not (run_dir / "sweep.json").exists():
+        return False
+    table = read_trials(str(run_dir))
     done = table["status"].isin(RESULT_STATUSES).all() if len(table) else False
-    return bool(done) and len(table) == expected_trials(space, seeds)
-
-
-def expected_trials(space: Path, seeds: list[int]) -> int:
-    from sksearch.search import load_space
-
-    return len(load_space(space).enumerate()) * len(seeds)
+    return bool(done) and len(table) == load_plan(str(run_dir)).total_trials
 
 
 def main() -> None:
@@ -133,7 +130,7 @@ def main() -> None:
     if not args.train_only:
         from benchmarks.proxy_report import report
 
-        finished = [name for space, name in sweeps[1:] if finished_trials(space, name, runs, seeds)]
+        finished = [name for _, name in sweeps[1:] if finished_trials(runs / name)]
         report(runs, out, timing, finished)
 
 

@@ -206,7 +206,7 @@ class ReplaySettings:
         from sksearch.search.schedulers import GRACE_PERIOD, REDUCTION_FACTOR, rungs
 
         max_t = max(network.epochs for network in table.networks)
-        milestones = ", ".join(map(str, sorted(rungs(max_t))))
+        milestones = ", ".join(str(rung) for rung in sorted(rungs(max_t)) if rung < max_t)  # max_t: the end
         return (f"settings: TPE {self.startup} start-up trials, NSGA-II population {self.population} (from the "
                 f"table's {len(table.networks)} networks); ASHA and MO-ASHA rungs at epochs {milestones} (grace "
                 f"{GRACE_PERIOD}, reduction {REDUCTION_FACTOR})")  # fmt: skip
