@@ -28,7 +28,7 @@ from sksearch.complexity import count
 from sksearch.data import make_loaders, on_device
 from sksearch.files import atomic_write, atomic_write_text
 from sksearch.nets import build, resolve_spec
-from sksearch.recipes import RUN_ONLY_FIELDS, Recipe
+from sksearch.recipes import RUN_ONLY_FIELDS, Recipe, without_neutral
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
@@ -335,7 +335,7 @@ def _restore(
     """Continue from a checkpoint of the same network and recipe; another run's checkpoint is refused
     (resuming it would silently train under a changed schedule)."""
     state = read_checkpoint(path)
-    now, then = recipe.to_dict(), dict(state["recipe"])
+    now, then = without_neutral(recipe.to_dict()), without_neutral(dict(state["recipe"]))
     changed = [k for k in now if k not in _RESUMABLE_CHANGES and now[k] != then.get(k)]
     if state["spec"] != spec.to_dict() or changed:
         what = f"recipe ({', '.join(changed)} differ)" if changed else "network"
