@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from sksearch.paper import table_models
 from sksearch.presets import preset
 from sksearch.recipes import recipe_from
 from sksearch.results import compare, load_results, paper_table, rank_agreement, render_paper_table
+from sksearch.results.statistics import pooled_seed_std
 from sksearch.runfiles import read_history
 
 SWEEP_FILES = ("sweep.json", "trials.parquet", "history.parquet")
@@ -71,7 +71,7 @@ def targets(frame: pd.DataFrame, history: pd.DataFrame, timing: dict[str, float]
         "row_mean_error_max": float(by_row.mean().max()),
         "row_mean_error_min": float(by_row.mean().min()),
         "target_row_mean_error": chance_error / 3,
-        "pooled_seed_std": float(math.sqrt(by_row.var(ddof=1).mean())),
+        "pooled_seed_std": pooled_seed_std(frame, "top1_err")[0],
         "seeds_per_row": int(by_row.size().min()),
         "table7_wall_time_min": timing.get("table7", float("nan")) / 60,
         "table6_wall_time_min": timing.get("table6", float("nan")) / 60,

@@ -42,13 +42,14 @@ def reliability(finals: pd.DataFrame) -> dict[str, float]:
     """Share of a run's final-error variance that is between networks: 1 - seed variance / total
     variance, the total over every network's seed-0 run, the seed variance pooled over the networks
     run with two or more seeds."""
-    repeated = [group[METRIC].to_numpy() for _, group in finals.groupby("archid") if len(group) >= 2]
-    if not repeated:
+    from sksearch.results.statistics import pooled_seed_std
+
+    seed_std, seed_dof = pooled_seed_std(finals, METRIC)
+    if not seed_dof:
         raise ValueError("no network was run with two seeds: the seed variance is unknown")
-    seed_variance = float(np.mean([values.var(ddof=1) for values in repeated]))
     total = float(finals[finals["seed"] == finals["seed"].min()][METRIC].var(ddof=1))
-    return {"reliability": max(0.0, 1 - seed_variance / total), "seed_std": seed_variance**0.5,
-            "total_std": total**0.5, "networks_repeated": len(repeated)}  # fmt: skip
+    return {"reliability": max(0.0, 1 - seed_std**2 / total), "seed_std": seed_std, "total_std": total**0.5,
+            "seed_dof": seed_dof}  # fmt: skip
 
 
 def front_stability(finals: pd.DataFrame, seed_std: float, draws: int = 1000, seed: int = 0) -> float:

@@ -21,6 +21,10 @@ class ConfigError(ValueError):
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
 
+    def __reduce__(self):
+        """Rebuilt from its two fields, so it crosses a process (a Ray trial's error) as itself."""
+        return ConfigError, (self.path, self.reason)
+
     def within(self, prefix: str) -> ConfigError:
         """The same error, seen from an enclosing object whose field is `prefix`."""
         return ConfigError(join_path(prefix, self.path), self.reason)

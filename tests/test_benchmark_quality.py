@@ -19,7 +19,7 @@ def test_reliability_is_the_share_of_variance_between_networks():
     finals = table([10.0 + i for i in range(10)])  # a run's variance 9.1667; a pair 2 apart has variance 2
     found = reliability(finals)
     assert found["reliability"] == pytest.approx(1 - 2 / (110 / 12))
-    assert found["seed_std"] == pytest.approx(2**0.5) and found["networks_repeated"] == 4
+    assert found["seed_std"] == pytest.approx(2**0.5) and found["seed_dof"] == 4
 
 
 def test_a_front_without_noise_stays_and_one_swamped_by_noise_does_not():

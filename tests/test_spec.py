@@ -1,6 +1,7 @@
 """NetSpec: validation with field paths, exact round-trips, archid identity."""
 
 import dataclasses
+import pickle
 
 import pytest
 import yaml
@@ -217,6 +218,8 @@ def test_invalid_spec_names_the_field(path, value, message):
     with pytest.raises(ConfigError) as caught:
         NetSpec.from_dict(_with(path, value))
     assert str(caught.value).startswith(message), str(caught.value)
+    crossed = pickle.loads(pickle.dumps(caught.value))  # as a Ray trial's error reaches the driver
+    assert isinstance(crossed, ConfigError) and (crossed.path, str(crossed)) == (caught.value.path, str(caught.value))
 
 
 def test_shufflenet_rules():

@@ -69,6 +69,20 @@ def std_range(std: float, n: int) -> tuple[float, float]:
     return std * math.sqrt((n - 1) / low_q), std * math.sqrt((n - 1) / high_q)
 
 
+def pooled_seed_std(frame: pd.DataFrame, metric: str, by: str = "archid") -> tuple[float, int]:
+    """A run's std over seeds, pooled over the groups of `by` run with two seeds or more (each
+    group's variance weighted by its degrees of freedom), and those degrees of freedom (runs less
+    groups): the one noise figure behind `plan --pilot`, the proxy's targets and a benchmark's
+    reliability. (nan, 0) when no group has two runs."""
+    groups = [group.to_numpy(dtype=float) for _, group in frame.dropna(subset=[metric]).groupby(by)[metric]]
+    repeated = [values for values in groups if len(values) >= 2]
+    if not repeated:
+        return math.nan, 0
+    dof = sum(len(values) - 1 for values in repeated)
+    pooled = sum(values.var(ddof=1) * (len(values) - 1) for values in repeated) / dof
+    return math.sqrt(pooled), dof
+
+
 def power_columns(
     effect: float, std: float, n: int, named_effect: float | None = None, power: float | None = POWER
 ) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from sksearch.complexity import count
 from sksearch.data import epoch_sizes
 from sksearch.latency import device_name, training_throughput
 from sksearch.recipes import Recipe
-from sksearch.results.statistics import seeds_for_power, std_range
-from sksearch.schema import network_names
+from sksearch.results.statistics import pooled_seed_std, seeds_for_power, std_range
+from sksearch.schema import RESULT_STATUSES, network_names
 from sksearch.search.plan import SweepPlan
 from sksearch.validation import ConfigError
 
@@ -166,13 +166,10 @@ def _seeds_for(effect: float, run_std: float, runs: int | None) -> dict:
 def pilot_noise(frame: pd.DataFrame, metric: str = "top1_err") -> tuple[float, int]:
     """A run's std over seeds, pooled over a pilot's networks (each with 2+ seeds), and the degrees
     of freedom plus one it rests on."""
-    done = frame[frame["status"].isin(("completed", "reused"))].dropna(subset=[metric])
-    groups = [group[metric] for _, group in done.groupby("archid") if len(group) >= 2]
-    if not groups:
+    std, dof = pooled_seed_std(frame[frame["status"].isin(RESULT_STATUSES)], metric)
+    if not dof:
         raise ConfigError("--pilot", "has no network with two or more finished seeds: no spread to plan from")
-    dof = sum(len(values) - 1 for values in groups)
-    pooled = sum(values.var(ddof=1) * (len(values) - 1) for values in groups) / dof
-    return math.sqrt(pooled), dof + 1
+    return std, dof + 1
 
 
 def describe_device(measuring: Measuring) -> str:
