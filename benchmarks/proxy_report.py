@@ -74,8 +74,18 @@ def targets(frame: pd.DataFrame, history: pd.DataFrame, timing: dict[str, float]
         "pooled_seed_std": pooled_seed_std(frame, "top1_err")[0],
         "seeds_per_row": int(by_row.size().min()),
         "table7_wall_time_min": timing.get("table7", float("nan")) / 60,
+        "table7_wall_time_min_alone": wall_time_alone(frame, history),
         "table6_wall_time_min": timing.get("table6", float("nan")) / 60,
     }
+
+
+def wall_time_alone(frame: pd.DataFrame, history: pd.DataFrame, slots: int = 2) -> float:
+    """The table's wall time on `slots` cores with nothing else running, in minutes: the sweeps
+    shared the cores with other work, so each trial's time is its epochs x its 10th-percentile
+    epoch time (its quietest epochs, two trials at a time), each row takes its seeds' median."""
+    quiet = history.groupby("trial_id")["epoch_time"].quantile(0.1) * history.groupby("trial_id").size()
+    per_row = frame.assign(quiet=frame["trial_id"].map(quiet)).groupby("archid")["quiet"]
+    return float((per_row.median() * per_row.size()).sum() / slots / 60)
 
 
 def data_cost(recipe, batches: int = 40) -> dict[str, float]:

@@ -13,7 +13,7 @@ from sksearch.results.statistics import seeds_for_power
 from sksearch.search.cost import pilot_noise, wall_hours
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-TABLE7 = RESULTS / "proxy-v1" / "table7" if (RESULTS / "proxy-v1").exists() else RESULTS / "proxy" / "table7"
+TABLE7 = RESULTS / "proxy-v1" / "table7"
 TWO = """\
 base: sknet26
 knobs:

@@ -82,6 +82,7 @@ def test_bad_latency_input_is_one_line(capsys, args, message):
     assert error.count("\n") == 1 and message in error, error
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("local_ray")
 def test_latency_as_an_objective_and_as_a_constraint(tmp_path):
     space = tmp_path / "small.yaml"

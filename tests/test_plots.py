@@ -16,7 +16,7 @@ from tests.pictures import drawn
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 SMOKE = RESULTS / "sknet50_smoke"  # 56 networks of the SKNet-50 space, every knob varies
-TABLE7 = RESULTS / "proxy-v1" / "table7" if (RESULTS / "proxy-v1").exists() else RESULTS / "proxy" / "table7"
+TABLE7 = RESULTS / "proxy-v1" / "table7"
 FRONT = [("top1_err", "min"), ("gmacs", "min")]
 
 

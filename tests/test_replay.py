@@ -15,7 +15,7 @@ from sksearch.search.replay import ALGORITHMS, load_benchmark, replay, replay_on
 from sksearch.search.replay_curves import anytime
 from tests.pictures import drawn, title
 
-TABLE7 = Path(__file__).parents[1] / "results" / "proxy" / "table7"
+TABLE7 = Path(__file__).parents[1] / "results" / "proxy-v1" / "table7"
 
 
 @pytest.fixture(scope="module")

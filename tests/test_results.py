@@ -491,7 +491,7 @@ def test_per_branch_columns_answer_where_queries(sweep_dir, capsys):
 
 
 def test_tables_written_before_a_column_existed_gain_it_from_the_spec():
-    frame = sksearch.load_results(Path(__file__).parents[1] / "results/proxy/table7")
+    frame = sksearch.load_results(Path(__file__).parents[1] / "results/proxy-v1/table7")
     sk_rows = frame[frame["spec_kernels"] == "3x3d1+3x3d3"]
     assert len(sk_rows) and set(sk_rows["dilation_1"]) == {3} and set(sk_rows["kernel_1"]) == {3}
 
@@ -558,7 +558,7 @@ def test_status_of_a_copied_table_says_what_it_knows_of_its_time_and_no_resume_f
     it ran on, no resume hint for a sweep that ended; a killed driver's sweep gets the hint."""
 
     run_dir = tmp_path / "table7"
-    shutil.copytree(Path(__file__).parents[1] / "results/proxy/table7", run_dir)
+    shutil.copytree(Path(__file__).parents[1] / "results/proxy-v1/table7", run_dir)
     assert main(["status", str(run_dir)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "33 trials: completed 33" in first and "ran " in first and "(the table records no end time)" in first

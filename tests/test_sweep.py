@@ -17,7 +17,8 @@ QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
 
 
 # Tests that run sweeps share the module's local Ray instance; the plan, live-table and refusal
-# tests need none (they carry no `ray` marker, so a quick `-m "not ray"` loop runs them).
+# tests need none (they carry no `ray` marker, so a quick `-m "not ray"` loop runs them). The quick
+# loop (`-m "not slow"`) keeps the grid sweep below (and test_results' shared one); the others are `slow`.
 uses_ray = pytest.mark.usefixtures("local_ray")
 
 
@@ -69,6 +70,7 @@ def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     assert status["trials"] == 4 and not status["driver_alive"] and not (tmp_path / "smoke" / "driver.json").exists()
 
 
+@pytest.mark.slow
 @uses_ray
 def test_a_deleted_table_is_refused_alike_and_repair_rebuilds_it_from_rays_records(tmp_path, capsys):
     plan = plan_sweep(SPACES / "smoke.yaml", settings={**QUICK, "epochs": 1}, storage=str(tmp_path))
@@ -128,6 +130,7 @@ def test_a_tpe_sweep_with_asha_early_stopping(tmp_path):
     assert (stopped["epochs"] < 4).all() and (table[table["status"] == "completed"]["epochs"] == 4).all()
 
 
+@pytest.mark.slow
 @uses_ray
 def test_a_diverging_trial_is_recorded_as_failed_while_the_others_finish(tmp_path):
     space = write(
@@ -295,6 +298,7 @@ def test_the_live_table_is_one_line_per_finished_trial_when_the_output_is_not_a_
     assert "4 trials: running 3, completed 1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @uses_ray
 def test_the_store_answers_a_rerun_and_trains_only_new_networks(tmp_path, capsys):
     """A finished sweep run again under another name trains nothing (no Ray trial at all); a new
@@ -317,6 +321,7 @@ def test_the_store_answers_a_rerun_and_trains_only_new_networks(tmp_path, capsys
     assert main(["pareto", str(tmp_path / "again")]) == 0  # a reused row is a result like a completed one
 
 
+@pytest.mark.slow
 @uses_ray
 def test_tpe_never_trains_a_network_twice_and_stops_when_nothing_new_is_left(tmp_path):
     """Four networks, six samples asked: TPE's repeated suggestions are answered (from the sweep's
@@ -327,6 +332,7 @@ def test_tpe_never_trains_a_network_twice_and_stops_when_nothing_new_is_left(tmp
     assert len(table) == 4 and table["archid"].is_unique and set(table["status"]) == {"completed"}
 
 
+@pytest.mark.slow
 @uses_ray
 def test_a_trial_stopped_early_before_goes_on_from_its_stored_checkpoint(tmp_path):
     """The store holds a trial of this network, recipe and seed that early stopping ended after
@@ -373,6 +379,7 @@ def test_a_stored_failure_answers_an_optuna_suggestion_as_failed_without_a_launc
     assert searcher.answered == 12 and not searcher.keys  # each answered, nothing running
 
 
+@pytest.mark.slow
 @uses_ray
 def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp_path):
     from sksearch.search.searchers import stored_results
@@ -388,6 +395,7 @@ def test_a_tpe_study_starts_from_the_store_and_trains_only_networks_it_lacks(tmp
     assert len(second) == 2 and not set(second["archid"]) & set(first["archid"])  # the two it lacked
 
 
+@pytest.mark.slow
 @uses_ray
 def test_extend_trains_exactly_the_new_networks_and_seeds_and_the_table_becomes_the_union(tmp_path, capsys):
     one = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5]}\nrecipe: smoke\n", "one.yaml")

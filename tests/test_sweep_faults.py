@@ -97,54 +97,6 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):
     assert [line["epoch"] for line in lines][-1] == 6
 
 
-def test_a_killed_driver_resumes_without_running_a_finished_trial_again(tmp_path):
-    args = [
-        "--storage",
-        str(tmp_path),
-        "--num-cpus",
-        "2",
-        "--quiet",
-        "--max-concurrent",
-        "1",
-        "--set",
-        "epochs=3",
-        "--set",
-        "train_samples=512",
-        "--set",
-        "val_samples=128",
-    ]
-    driver = sksearch_process("sweep", str(SPACES / "smoke.yaml"), *args, start_new_session=True)
-    run_dir = tmp_path / "smoke"
-    wait_for(lambda: len(read_trials(str(run_dir))) >= 2, what="two finished trials")
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    driver.wait()
-    finished_before = read_trials(str(run_dir))
-    logs_before = {
-        name: lines
-        for name, lines in results(run_dir).items()
-        if any(line.get("status") == "completed" for line in lines)
-    }
-    assert len(finished_before) >= 2 and len(logs_before) >= 2
-    status = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))
-    assert sum(status["states"].values()) == 4 and "running" not in status["states"]  # nothing runs now
-    assert status["states"]["completed"] == len(finished_before) and not status["driver_alive"]
-
-    output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2"))
-    assert "results table" in output
-    assert "Failed to fetch metrics" not in output and "Traceback" not in output  # Ray's noise is in driver.log
-    table = read_trials(str(run_dir))
-    assert len(table) == 4 and set(table["status"]) == {"completed"}
-    assert set(table["archid"]) == {c.archid for c in load_space(SPACES / "smoke.yaml").enumerate()}
-    logs_after = results(run_dir)
-    for name, lines in logs_before.items():  # finished trials were not run again
-        assert logs_after[name] == lines
-    for lines in logs_after.values():
-        assert [line["epoch"] for line in lines].count(3) == 1
-    after = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))  # the resumed run, whole
-    assert after["states"] == {"completed": 4} and after["trials"] == 4 and not after["resumable"]
-    assert after["trials_time_s"] == pytest.approx(table["wall_time"].sum()) and after["ended"] is not None
-
-
 def test_ctrl_c_leaves_unfinished_trials_unrecorded_exits_130_and_resume_finishes(tmp_path):
     """Tune answers Ctrl-C by terminating the unfinished trials: they must not read as stopped by
     early stopping (nor enter the store as such), and the driver must not report a finished sweep."""
@@ -170,10 +122,11 @@ def test_ctrl_c_leaves_unfinished_trials_unrecorded_exits_130_and_resume_finishe
     assert len(table) == 4 and set(table["status"]) == {"completed"}
 
 
-def test_mo_asha_decides_after_a_resume_as_it_would_have_without_one(tmp_path):
-    """MO-ASHA's rungs are rebuilt from the result logs when the killed driver's sweep is resumed:
-    every trial ends as in an undisturbed run of the same sweep (one trial at a time, so the order
-    and the training are deterministic)."""
+def test_a_killed_driver_resumes_without_running_a_finished_trial_again_and_mo_asha_decides_as_without_one(tmp_path):
+    """The driver (and the local Ray it started) killed after two finished trials: status says
+    nothing runs; resume runs no finished trial again, and MO-ASHA's rungs, rebuilt from the result
+    logs, end every trial as in an undisturbed run of the same sweep (one trial at a time, so the
+    order and the training are deterministic); the resumed run's status is the whole run's."""
     args = ["--num-cpus", "2", "--quiet", "--max-concurrent", "1", "--early-stopping", "mo-asha",
             "--objectives", "top1_err:min,gmacs:min", "--set", "epochs=4", "--set", "train_samples=512",
             "--set", "val_samples=128"]  # fmt: skip
@@ -183,12 +136,33 @@ def test_mo_asha_decides_after_a_resume_as_it_would_have_without_one(tmp_path):
     driver = sksearch_process("sweep", str(SPACES / "smoke.yaml"), *storage, *args, start_new_session=True)
     run_dir = tmp_path / "killed" / "smoke"
     wait_for(lambda: len(read_trials(str(run_dir))) >= 2, what="two finished trials")
-    os.killpg(driver.pid, signal.SIGKILL)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
-    finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
-    resumed = read_trials(str(run_dir)).set_index("archid")[["status", "epochs"]]
+    finished_before = read_trials(str(run_dir))
+    logs_before = {name: lines for name, lines in results(run_dir).items()
+                   if any(f"_{trial_id}_" in name for trial_id in finished_before["trial_id"])}  # fmt: skip
+    assert len(finished_before) >= 2 and len(logs_before) >= 2
+    status = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))
+    assert sum(status["states"].values()) == 4 and "running" not in status["states"]  # nothing runs now
+    assert not status["driver_alive"] and sum(status["states"].get(s, 0) for s in ("completed", "stopped")) == len(
+        finished_before
+    )
+
+    output = finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2"))
+    assert "results table" in output
+    assert "Failed to fetch metrics" not in output and "Traceback" not in output  # Ray's noise is in driver.log
+    resumed = read_trials(str(run_dir))
+    assert set(resumed["archid"]) == {c.archid for c in load_space(SPACES / "smoke.yaml").enumerate()}
+    logs_after = results(run_dir)
+    for name, lines in logs_before.items():  # finished trials were not run again
+        assert logs_after[name] == lines
+    for lines in logs_after.values():  # no epoch of a trial reported twice at its end
+        assert [line["epoch"] for line in lines].count(lines[-1]["epoch"]) == 1
     assert (calm["status"] == "stopped").any()  # the test means something only if MO-ASHA stopped one
-    pd.testing.assert_frame_equal(resumed.sort_index(), calm.sort_index())
+    pd.testing.assert_frame_equal(resumed.set_index("archid")[["status", "epochs"]].sort_index(), calm.sort_index())
+    after = json.loads(finish(sksearch_process("status", str(run_dir), "--json")))  # the resumed run, whole
+    assert sum(after["states"].values()) == after["trials"] == 4 and not after["resumable"]
+    assert after["trials_time_s"] == pytest.approx(resumed["wall_time"].sum()) and after["ended"] is not None
 
 
 @pytest.fixture
