@@ -48,8 +48,9 @@ def descendants(pid):
     return found
 
 
-def stop_processes(pids, grace=15):
-    """SIGTERM, then SIGKILL what is left: only these processes."""
+def stop_processes(pids, grace=3):
+    """SIGTERM, then SIGKILL what is left after `grace` seconds: only these processes (a test's
+    cluster holds nothing worth a longer wait)."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

@@ -200,6 +200,15 @@ def test_bad_sweep_input_is_one_line_and_exit_2_with_nothing_written(tmp_path, c
     assert not (tmp_path / "results").exists()
 
 
+def test_a_bad_cluster_grace_setting_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKSEARCH_CLUSTER_GRACE_S", "soon")
+    assert main(["sweep", str(SPACES / "smoke.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "SKSEARCH_CLUSTER_GRACE_S: must be a positive number of seconds, not 'soon'" in err and err.count("\n") == 1
+    assert not (tmp_path / "results").exists()
+
+
 @uses_ray
 def test_sweep_refuses_an_existing_sweep_and_impossible_resources(tmp_path, capsys):
     plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path), name="twice")

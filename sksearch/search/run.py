@@ -41,7 +41,7 @@ from sksearch.search.schedulers import scheduler
 from sksearch.search.searchers import search_setup
 from sksearch.search.status import mark_driver, unmark_driver
 from sksearch.search.trial import run_trial
-from sksearch.search.watch import ClusterWatch
+from sksearch.search.watch import ClusterWatch, cluster_grace
 from sksearch.validation import ConfigError
 
 # Ray's health checks of a local instance, sized for a busy laptop: Ray's defaults (every 3 s, dead
@@ -60,6 +60,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, quiet: bool
     # the live table replaces Tune's banner, its TensorBoard hint and its progress output
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     level = logging.ERROR if quiet else logging.WARNING
+    cluster_grace()  # a bad setting is refused before anything is written
     if address and num_cpus:
         raise ConfigError("--num-cpus", "sizes a local Ray instance; with --address the cluster's own CPUs are used")
     if address and address != "auto":

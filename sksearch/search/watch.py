@@ -16,9 +16,25 @@ import time
 import ray
 
 from sksearch.search.status import unmark_driver
+from sksearch.validation import ConfigError
 
 # The exit status of a driver that lost its Ray cluster (every node dead) and stopped.
 CLUSTER_LOST = 4
+# How long no live node is tolerated before the driver stops, in seconds (default 60).
+GRACE_SETTING = "SKSEARCH_CLUSTER_GRACE_S"
+
+
+def cluster_grace() -> float:
+    """The seconds without a live node after which the driver stops: 60, or SKSEARCH_CLUSTER_GRACE_S
+    (longer on a cluster whose nodes stall for minutes and recover; shorter to give up sooner)."""
+    text = os.environ.get(GRACE_SETTING, "60")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ConfigError(GRACE_SETTING, f"must be a positive number of seconds, not {text!r}")
+    return seconds
 
 
 def cluster_has_live_cpu() -> bool:
@@ -28,11 +44,12 @@ def cluster_has_live_cpu() -> bool:
 
 class ClusterWatch:
     """While entered: exits the process with CLUSTER_LOST, after one line naming the command that
-    continues the sweep, when no live node has been seen for `grace` seconds. The exit is that of a
+    continues the sweep, when no live node has been seen for `grace` seconds (cluster_grace()). The exit is that of a
     killed driver, which `resume` recovers from exactly; a library caller gets the same status."""
 
-    def __init__(self, run_dir: str, grace: float = 60.0, every: float = 5.0):
-        self.run_dir, self.grace, self.every = run_dir, grace, every
+    def __init__(self, run_dir: str, grace: float | None = None, every: float = 5.0):
+        self.run_dir, self.grace = run_dir, cluster_grace() if grace is None else grace
+        self.every = min(every, self.grace / 2)
         self.seen = time.monotonic()
         self.done = threading.Event()
 
