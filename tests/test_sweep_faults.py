@@ -239,8 +239,7 @@ def test_damaged_state_a_missing_checkpoint_a_damaged_table_and_a_copied_folder(
     shutil.copytree(run_dir, copy)
     original = {name: run_dir_bytes(run_dir, name) for name in ("trials.parquet", "history.parquet")}
     (copy / "trials.parquet").write_bytes(original["trials.parquet"][:10])
-    for verb in ("results", "status", "pareto"):
-        process = sksearch_process(verb, str(copy))
+    for process in [sksearch_process(verb, str(copy)) for verb in ("results", "status", "pareto")]:
         message, _ = process.communicate(timeout=120)
         assert process.returncode == 2 and message.count("\n") == 1, message
         assert "trials.parquet: is damaged" in message and f"sksearch repair {copy}" in message
@@ -422,15 +421,21 @@ def test_a_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_read_only_ve
         output, _ = driver.communicate(timeout=600)
         assert driver.returncode == 5 and "Traceback" not in output, output
         assert "read-only" in output.strip().splitlines()[-1], output
-        for verb in (["results"], ["status"], ["pareto"], ["store", "ls", "--store", str(small / "store")]):
-            process = sksearch_process(*verb, *([] if verb[0] == "store" else [str(run_dir)]))
+        readers = [["results", str(run_dir)], ["status", str(run_dir)], ["pareto", str(run_dir)],
+                   ["store", "ls", "--store", str(small / "store")]]  # fmt: skip
+        writers = [
+            ["repair", str(run_dir)],
+            ["table", str(run_dir)],
+            ["extend", str(run_dir)],
+            ["replay", str(run_dir)],
+        ]
+        processes = [(verb, sksearch_process(*verb)) for verb in readers + writers]  # side by side: none writes
+        for verb, process in processes:
             answer, _ = process.communicate(timeout=120)
-            assert process.returncode == 0 and "Traceback" not in answer, (verb, answer)
-        for verb in (["repair", str(run_dir)], ["table", str(run_dir)], ["extend", str(run_dir)],
-                     ["replay", str(run_dir)]):  # fmt: skip
-            process = sksearch_process(*verb)
-            answer, _ = process.communicate(timeout=120)
-            assert process.returncode in (2, 5) and answer.count("\n") == 1, (verb, answer)
+            if verb in readers:
+                assert process.returncode == 0 and "Traceback" not in answer, (verb, answer)
+            else:
+                assert process.returncode in (2, 5) and answer.count("\n") == 1, (verb, answer)
         subprocess.run(["umount", str(small)], check=True)  # the bind goes: writable again
         finish(sksearch_process("resume", str(run_dir), "--num-cpus", "2", "--quiet"))
         assert set(read_trials(str(run_dir))["status"]) == {"completed"}
