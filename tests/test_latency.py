@@ -103,6 +103,7 @@ def test_latency_as_an_objective_and_as_a_constraint(tmp_path):
     assert table["reason"].str.fullmatch(r"latency [\d.]+ ms > max_latency_ms 0.001 \(the network of timed/\w+\)").all()
 
 
+@pytest.mark.usefixtures("local_ray")  # the refusal comes from the cluster it joins
 def test_a_latency_constraint_on_a_device_the_sweep_cannot_use_is_refused(tmp_path, capsys):
     space = tmp_path / "cuda.yaml"
     space.write_text(textwrap.dedent(SMALL_SPACE) + "constraints:\n  max_latency_ms: 50\n")
