@@ -1,9 +1,8 @@
 """Shared fixtures and markers.
 
 Markers (pyproject.toml): `ray` (starts a local Ray instance), `slow` (a sweep beyond the quick
-loop's one, or 10 s or more on 2 cores),
-`cluster` (starts a multi-node Ray cluster). `pytest -m "not slow"` is the quick loop; the README's
-command runs everything.
+loop's, or 10 s or more on 2 cores), `cluster` (starts a multi-node Ray cluster). `pytest -m "not
+slow"` is the quick loop; the README's command runs everything.
 """
 
 import pytest

@@ -44,8 +44,9 @@ def cluster_has_live_cpu() -> bool:
 
 class ClusterWatch:
     """While entered: exits the process with CLUSTER_LOST, after one line naming the command that
-    continues the sweep, when no live node has been seen for `grace` seconds (cluster_grace()). The exit is that of a
-    killed driver, which `resume` recovers from exactly; a library caller gets the same status."""
+    continues the sweep, when no live node has been seen for `grace` seconds (cluster_grace()).
+    The exit is that of a killed driver, which `resume` recovers from exactly; a library caller
+    gets the same status."""
 
     def __init__(self, run_dir: str, grace: float | None = None, every: float = 5.0):
         self.run_dir, self.grace = run_dir, cluster_grace() if grace is None else grace
