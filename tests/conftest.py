@@ -1,8 +1,13 @@
 """Shared fixtures and markers.
 
 Markers (pyproject.toml): `ray` (starts a local Ray instance), `slow` (a sweep beyond the quick
-loop's, or 10 s or more on 2 cores), `cluster` (starts a multi-node Ray cluster). `pytest -m "not
-slow"` is the quick loop; the README's command runs everything.
+loop's, 10 s or more on 2 cores, or a long check's cases beyond the quick loop's sample), `cluster`
+(starts a multi-node Ray cluster). `pytest -m "not slow"` is the quick loop; the README's command
+runs everything.
+
+The suite runs on pytest-xdist workers, one per core (pyproject's addopts; `-n 0` runs it in one
+process), a whole module to a worker (`--dist loadfile`), so a module's fixtures (a Ray instance, a
+finished sweep) are made once. The fault suite is three modules by kind of fault for that reason.
 """
 
 import pytest

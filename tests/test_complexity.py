@@ -40,7 +40,16 @@ def test_random_specs_cover_every_knob():
     assert all(any(getattr(s, knob) for s in RANDOM_SPECS) for knob in ("deep_stem", "avg_down", "avd"))
 
 
-@pytest.mark.parametrize("spec", RANDOM_SPECS, ids=[f"seed{i}" for i in range(len(RANDOM_SPECS))])
+QUICK_SPECS = 20  # the quick loop's share of the random specs; the full suite counts all 60
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(spec, marks=[pytest.mark.slow] * (i >= QUICK_SPECS), id=f"seed{i}")
+        for i, spec in enumerate(RANDOM_SPECS)
+    ],
+)
 def test_analytic_equals_fvcore_on_random_specs(spec):
     analytic, traced = count(spec), count(spec, "fvcore")
     assert (analytic.params, analytic.macs, analytic.activations) == (

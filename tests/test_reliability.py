@@ -1,6 +1,6 @@
 """Nothing lost and nothing run that was not asked: NSGA-II on today's Optuna, the --where grammar,
 refusals of bad input in one line, storage that is full or read-only, shared stores, damaged plans.
-No Ray here: the sweeps under these faults are in test_sweep_faults."""
+No Ray here: the sweeps under these faults are in the fault suite, tests/test_faults_*.py."""
 
 import json
 import os

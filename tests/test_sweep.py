@@ -29,6 +29,7 @@ def write(tmp_path, text, name="space.yaml"):
 
 
 @uses_ray
+@pytest.mark.slow  # the quick loop's one sweep is test_results' (every results verb reads it)
 def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path))
     table = run_sweep(plan, progress=False)
