@@ -2,8 +2,8 @@
 `proxy` recipe, every epoch's validation error recorded, a second seed on some of them to measure
 the noise; then the figures that say whether the table tells networks apart.
 
-    .venv/bin/python benchmarks/tabulate_proxy.py [--space spaces/sknet50.yaml] [--networks 48] [--repeat 12]
-        [--runs results/proxy-runs] [--out results/bench_sknet50] [--train-only | --report-only]
+    .venv/bin/python benchmarks/tabulate_proxy.py [--space spaces/sknet26.yaml] [--networks 48] [--repeat 12]
+        [--runs results/proxy-runs] [--out results/bench_sknet26] [--train-only | --report-only]
 
 1. Sweeps (resumed when interrupted, skipped when finished; benchmarks/proxy_tables.run_or_resume),
    one thread per trial, two at a time:
@@ -105,12 +105,12 @@ def main() -> None:
     from benchmarks.proxy_tables import finished_trials, run_or_resume
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--space", default=str(ROOT / "spaces/sknet50.yaml"))
+    parser.add_argument("--space", default=str(ROOT / "spaces/sknet26.yaml"))
     parser.add_argument("--networks", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=12, help="networks run with a second seed")
-    parser.add_argument("--name", default="bench48")
+    parser.add_argument("--name", default="bench26")
     parser.add_argument("--runs", default=str(ROOT / "results/proxy-runs"))
-    parser.add_argument("--out", default=str(ROOT / "results/bench_sknet50"))
+    parser.add_argument("--out", default=str(ROOT / "results/bench_sknet26"))
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
