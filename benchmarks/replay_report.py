@@ -1,10 +1,11 @@
 """What the search algorithms reach on the committed tabulated benchmark, replayed (no training).
 
-    .venv/bin/python benchmarks/replay_report.py [--table results/sknet50_smoke] [--repeats 50] [--budget 0.5]
+    .venv/bin/python benchmarks/replay_report.py [--table results/sknet50_smoke ...] [--repeats 50] [--budget 0.5]
 
 Replays random, grid, TPE, NSGA-II, ASHA (on top1_err) and MO-ASHA (on every objective) --repeats
 times each up to --budget of the table's compute, objectives top1_err and gmacs, writes the replay's
-CSVs and PNG into TABLE/replay, and prints, per algorithm, the fraction of the table's hypervolume
+CSVs and PNG into the first TABLE's replay/ (several run folders are one table: a network's seeds
+averaged, their costs summed), and prints, per algorithm, the fraction of the table's hypervolume
 reached at 10%, 25% and 50% of the compute (median [IQR] over repeats) and the least compute at
 which its median reaches 95%; then the settings, the reference point and the claims that hold (the
 replay verb's summary).
@@ -28,15 +29,15 @@ def main() -> None:
     from sksearch.search.replay_curves import CHECKPOINTS, anytime, summary_lines, write_replay
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default=str(ROOT / "results" / "sknet50_smoke"))
+    parser.add_argument("--table", nargs="+", default=[str(ROOT / "results" / "sknet50_smoke")])
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--budget", type=float, default=0.5)
     args = parser.parse_args()
-    table = load_benchmark([args.table], "top1_err:min,gmacs:min")
+    table = load_benchmark(args.table, "top1_err:min,gmacs:min")
     started = time.perf_counter()
     trials = replay(table, ALGORITHMS, args.repeats, args.budget)
     seconds = time.perf_counter() - started
-    write_replay(str(Path(args.table) / "replay"), trials, table, args.budget)
+    write_replay(str(Path(args.table[0]) / "replay"), trials, table, args.budget)
     curves = anytime(trials, args.budget, points=round(args.budget * 100) + 1)
     compute = curves[curves["axis"] == "compute"]
     print(f"{len(table.networks)} networks, {table.total_epochs} trial-epochs, {table.total_seconds:.0f} s of "
