@@ -3,7 +3,7 @@
 the noise; then the figures that say whether the table tells networks apart.
 
     .venv/bin/python benchmarks/tabulate_proxy.py [--space spaces/sknet26.yaml] [--networks 48] [--repeat 12]
-        [--runs results/proxy-runs] [--out results/bench_sknet26] [--train-only | --report-only]
+        [--runs results/proxy-runs] [--out results/bench_sknet26] [--train-only | --report-only | --snapshot]
 
 1. Sweeps (resumed when interrupted, skipped when finished; benchmarks/proxy_tables.run_or_resume),
    one thread per trial, two at a time:
@@ -19,6 +19,8 @@ the noise; then the figures that say whether the table tells networks apart.
      each network's error is re-drawn with the measured seed noise, mean over 1000 draws (>= 0.8);
    - `rung_spearman`: per ASHA rung (epochs 1, 4, ... as sksearch's schedulers place them), the
      Spearman correlation of the epoch's error with the final error over the seed-0 runs.
+`--snapshot` copies the tables of a run still training into --out with `progress.json` (trials
+finished of each sweep, no figures), so that a long run's results can be committed in pieces.
 """
 
 from __future__ import annotations
@@ -101,6 +103,34 @@ def targets(run_dirs: list[Path]) -> dict[str, object]:
     }
 
 
+TABLES = ("sweep.json", "trials.parquet", "history.parquet")  # what is committed; never the checkpoints
+
+
+def copy_tables(run_dirs: list[Path], out: Path) -> None:
+    for run_dir in run_dirs:
+        if (run_dir / "sweep.json").exists():
+            (out / run_dir.name).mkdir(parents=True, exist_ok=True)
+            for name in TABLES:
+                if (run_dir / name).exists():
+                    shutil.copy2(run_dir / name, out / run_dir.name / name)
+
+
+def progress(run_dirs: list[Path]) -> dict[str, dict[str, int]]:
+    """Trials with a result and trials planned, per sweep started so far."""
+    from sksearch.runfiles import read_trials
+    from sksearch.schema import RESULT_STATUSES
+    from sksearch.search import load_plan
+
+    return {
+        run_dir.name: {
+            "finished": int(read_trials(str(run_dir))["status"].isin(RESULT_STATUSES).sum()),
+            "trials": load_plan(str(run_dir)).total_trials,
+        }
+        for run_dir in run_dirs
+        if (run_dir / "sweep.json").exists()
+    }
+
+
 def main() -> None:
     from benchmarks.proxy_tables import finished_trials, run_or_resume
 
@@ -113,23 +143,27 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "results/bench_sknet26"))
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--snapshot", action="store_true", help="copy the tables so far, with progress.json")
     args = parser.parse_args()
     runs, out, space = Path(args.runs), Path(args.out), Path(args.space)
     sweeps = {args.name: ([0], args.networks), f"{args.name}_seed1": ([0, 1], args.repeat)}
+    run_dirs = [runs / name for name in sweeps]
+    if args.snapshot:
+        copy_tables(run_dirs, out)
+        (out / "progress.json").write_text(json.dumps(progress(run_dirs), indent=2) + "\n")
+        print((out / "progress.json").read_text(), end="")
+        return
     if not args.report_only:
         runs.mkdir(parents=True, exist_ok=True)
         for name, (seeds, networks) in sweeps.items():
             run_or_resume(space, name, runs, seeds, algorithm="random", num_samples=networks)
     if args.train_only:
         return
-    run_dirs = [runs / name for name in sweeps]
     unfinished = [run_dir.name for run_dir in run_dirs if not finished_trials(run_dir)]
     if unfinished:
         sys.exit(f"not finished: {', '.join(unfinished)} (run without --report-only to train them)")
-    for run_dir in run_dirs:
-        (out / run_dir.name).mkdir(parents=True, exist_ok=True)
-        for name in ("sweep.json", "trials.parquet", "history.parquet"):
-            shutil.copy2(run_dir / name, out / run_dir.name / name)
+    copy_tables(run_dirs, out)
+    (out / "progress.json").unlink(missing_ok=True)
     figures = targets(run_dirs)
     (out / "targets.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
