@@ -62,6 +62,7 @@ class StorageError(ConfigError):
         return error
 
 
+CHECKPOINT = "checkpoint.pt"  # the file in a checkpoint folder: train writes it, the store and retries read it
 MIN_FREE_BYTES = 64 * 2**20  # room kept for Ray's state and the tables, besides the checkpoints
 
 

@@ -26,13 +26,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sksearch.complexity import count
 from sksearch.data import make_loaders, on_device
-from sksearch.files import atomic_write, atomic_write_text
+from sksearch.files import CHECKPOINT, atomic_write, atomic_write_text
 from sksearch.nets import build, resolve_spec
 from sksearch.recipes import RUN_ONLY_FIELDS, Recipe, without_neutral
 from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
-CHECKPOINT = "checkpoint.pt"
 Report = Callable[[dict[str, Any], Path | None], None]
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sksearch.cli import main
-from sksearch.files import StorageError, atomic_write_text, check_free_space
+from sksearch.files import CHECKPOINT, StorageError, atomic_write_text, check_free_space
 from sksearch.results.conditions import filter_rows
 from sksearch.runfiles import PLAN
 from sksearch.search.plan import PLAN_COPY, load_plan, restore_plan
@@ -310,6 +310,7 @@ def test_a_resumed_trial_is_not_answered_by_its_own_record(tmp_path):
     (that would report its epochs a second time); another trial's record still does."""
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
+    (checkpoint / CHECKPOINT).write_bytes(b"weights")
     store = Store(str(tmp_path / "store"))
     store.put(record(sweep="smoke", trial_id="t1", checkpoint=str(checkpoint)))
     assert store.answer("k-f-s0", 3, besides="smoke/t1") is None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sksearch.cli import main
+from sksearch.files import CHECKPOINT
 from sksearch.presets import preset
 from sksearch.recipes import recipe_from
 from sksearch.search.store import Record, Store, recipe_fingerprint, trial_key
@@ -22,6 +23,7 @@ def record(key="k", trial_id="t1", status="completed", epochs=2, checkpoint=None
 def checkpoint_dir(tmp_path, name="ckpt"):
     folder = tmp_path / name
     folder.mkdir()
+    (folder / CHECKPOINT).write_bytes(b"weights")
     return str(folder)
 
 
@@ -53,11 +55,11 @@ def test_records_are_written_whole_and_answer_requests(tmp_path, uri):
 
 def test_an_entry_whose_checkpoint_vanished_is_absent_and_gc_removes_it(tmp_path, capsys):
     store = Store(str(tmp_path / "store"))
-    gone = tmp_path / "gone"
-    gone.mkdir()
-    store.put(record(trial_id="a", checkpoint=str(gone)))
+    gone = checkpoint_dir(tmp_path, "gone")
+    store.put(record(trial_id="a", checkpoint=gone))
     store.put(record(key="f", trial_id="d", status="failed", checkpoint=None))  # a diverged trial needs none
-    gone.rmdir()
+    assert store.answer("k", 2).source == "s/a"
+    (Path(gone) / CHECKPOINT).unlink()  # the file gone, its folder left (a driver killed while Ray pruned it)
     assert store.answer("k", 2) is None and store.answer("f", 2).row["status"] == "failed"
     assert main(["store", "ls", "--store", str(tmp_path / "store")]) == 0
     listed = capsys.readouterr().out

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sksearch.files import (
+    CHECKPOINT,
     delete_empty_folder,
     delete_file,
     exists,
@@ -238,11 +239,13 @@ def trial_claim(location: str, sweep: str, spec: NetSpec, recipe: Recipe, trial_
 
 
 def checkpoint_exists(record: Record) -> bool:
-    """Whether the record's checkpoint is still there (a diverged trial needs none)."""
+    """Whether the record's checkpoint file is still there (a diverged trial needs none). Its folder
+    alone is not enough: a driver killed while Ray persisted or pruned a checkpoint can leave it
+    empty."""
     checkpoint = record.row.get("checkpoint")
     if record.row.get("status") == "failed":
         return True  # a diverged trial is answered by its record alone
-    return isinstance(checkpoint, str) and exists(checkpoint)
+    return isinstance(checkpoint, str) and exists(join(checkpoint, CHECKPOINT))
 
 
 def store_location(location: str | None, storage: str) -> str:
