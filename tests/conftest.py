@@ -8,7 +8,7 @@ runs everything.
 The suite runs on pytest-xdist workers, one per core (pyproject's addopts; `-n 0` runs it in one
 process), a whole module to a worker (`--dist loadfile`), so a module's fixtures (a Ray instance, a
 finished sweep) are made once. The fault suite is three modules by kind of fault for that reason.
-Each worker computes on one thread: two workers of two OpenMP threads each on two cores thrash.
+Each worker computes on one OpenMP thread, so that two workers do not run four threads on two cores.
 """
 
 import os
