@@ -2,13 +2,9 @@
 to break."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
-
-from tests.clusters import wait_for
 
 SPACES = Path(__file__).parents[1] / "spaces"
 
@@ -39,18 +35,6 @@ def one_trial_space(tmp_path):
     return space
 
 
-def kill_worker_after_two_epochs(run_dir):
-    """SIGKILL the process training the trial once it has reported two epochs."""
-
-    def worker_after_two_epochs():
-        for lines in results(run_dir).values():
-            if any(line.get("epoch", 0) >= 2 for line in lines):
-                return lines[-1]["pid"]
-        return None
-
-    os.kill(wait_for(worker_after_two_epochs, what="two reported epochs"), signal.SIGKILL)
-
-
 ONE_TRIAL = [
     "--num-cpus",
     "2",
@@ -62,14 +46,3 @@ ONE_TRIAL = [
     "--set",
     "val_samples=128",
 ]
-
-
-def run_dir_bytes(run_dir, name):
-    return (run_dir / name).read_bytes()
-
-
-TWO_TRIALS = "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n"
-
-
-SMALL = ["--num-cpus", "2", "--quiet", "--max-concurrent", "1", "--set", "epochs=3", "--set", "train_samples=256",
-         "--set", "val_samples=64"]  # fmt: skip

@@ -17,13 +17,24 @@ from tests.faults import (
     ONE_TRIAL,
     SPACES,
     finish,
-    kill_worker_after_two_epochs,
     one_trial_space,
     results,
     sksearch_process,
 )
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.faults]
+
+
+def kill_worker_after_two_epochs(run_dir):
+    """SIGKILL the process training the trial once it has reported two epochs."""
+
+    def worker_after_two_epochs():
+        for lines in results(run_dir).values():
+            if any(line.get("epoch", 0) >= 2 for line in lines):
+                return lines[-1]["pid"]
+        return None
+
+    os.kill(wait_for(worker_after_two_epochs, what="two reported epochs"), signal.SIGKILL)
 
 
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path):

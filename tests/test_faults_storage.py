@@ -15,10 +15,21 @@ import pytest
 from sksearch.runfiles import read_trials
 from sksearch.search.store import Store
 from tests.clusters import wait_for
-from tests.faults import ONE_TRIAL, SMALL, TWO_TRIALS, finish, one_trial_space, results, run_dir_bytes, sksearch_process
+from tests.faults import ONE_TRIAL, finish, one_trial_space, results, sksearch_process
 from tests.filesystems import small_filesystem
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.faults]
+
+
+def run_dir_bytes(run_dir, name):
+    return (run_dir / name).read_bytes()
+
+
+TWO_TRIALS = "base: sknet26\nknobs:\n  branches: {grid: [K3+K5, K3+K7]}\nrecipe: smoke\n"
+
+
+SMALL = ["--num-cpus", "2", "--quiet", "--max-concurrent", "1", "--set", "epochs=3", "--set", "train_samples=256",
+         "--set", "val_samples=64"]  # fmt: skip
 
 
 def test_damaged_state_a_missing_checkpoint_a_damaged_table_and_a_copied_folder(tmp_path):
