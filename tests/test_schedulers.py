@@ -10,6 +10,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from sksearch.search import plan_sweep, run_sweep
 from sksearch.search.schedulers import MultiObjectiveASHA, rungs
+from sksearch.search.store import Store
 from tests.test_sweep import QUICK, SPACES
 
 TWO = [("top1_err", "min"), ("gmacs", "min")]
@@ -79,3 +80,8 @@ def test_a_grid_sweep_under_mo_asha(tmp_path):
     assert (table["status"] == "completed").any()
     stopped = table[table["status"] == "stopped"]
     assert stopped["reason"].str.startswith("early stopping after epoch").all() and (stopped["epochs"] == 1).all()
+    # one store record a trial, with every epoch it ran (recorded as it ended, before Ray's log had them all)
+    records = {record.row["trial_id"]: record for record in Store(str(tmp_path / "store"))}
+    assert len(records) == len(list(Store(str(tmp_path / "store")))) == 4
+    for row in table.to_dict("records"):
+        assert [epoch["epoch"] for epoch in records[row["trial_id"]].history] == list(range(1, row["epochs"] + 1))

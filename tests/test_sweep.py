@@ -1,5 +1,6 @@
 """Sweeps on a real local Ray instance (2 CPUs, no dashboard), one instance for this module."""
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 import sksearch
 from sksearch.cli import main
 from sksearch.runfiles import read_history, read_trials
-from sksearch.search import Resources, load_plan, load_space, plan_sweep, run_sweep, sweep_status
+from sksearch.search import Resources, load_plan, load_space, plan_sweep, resume_sweep, run_sweep, sweep_status
+from sksearch.search.store import Store
 
 SPACES = Path(__file__).parents[1] / "spaces"
 QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
@@ -69,6 +71,46 @@ def test_a_grid_sweep_over_the_smoke_space(tmp_path):
     # a finished sweep's duration stops at its end
     assert status["ended"] is not None and status["elapsed_s"] == sweep_status(str(tmp_path / "smoke"))["elapsed_s"]
     assert status["trials"] == 4 and not status["driver_alive"] and not (tmp_path / "smoke" / "driver.json").exists()
+    records = list(Store(str(tmp_path / "store")))  # one record a trial, with its whole history
+    assert len(records) == 4 and all([epoch["epoch"] for epoch in record.history] == [1, 2] for record in records)
+
+
+def lag_rays_state_behind_the_last_epoch(run_dir: Path) -> None:
+    """Ray's saved state and result log as a driver killed after a trial's row was written, before
+    Ray saved its state again, leaves them: the trial running at its next-to-last epoch, its last
+    checkpoint (the final one, on disk) registered under that epoch's result, the log one line short."""
+    from ray import cloudpickle
+
+    (log,) = run_dir.glob("run_trial_*/result.json")
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-1]))
+    before_last = json.loads(lines[-2])
+    (state_file,) = run_dir.glob("experiment_state-*.json")
+    state = json.loads(state_file.read_text())
+    ((trial, metadata),) = state["trial_data"]
+    trial, metadata = json.loads(trial), json.loads(metadata)
+    manager = cloudpickle.loads(bytes.fromhex(metadata["checkpoint_manager"]["value"]))
+    manager.latest_checkpoint_result.metrics.update(before_last)
+    metadata["checkpoint_manager"]["value"] = cloudpickle.dumps(manager).hex()
+    trial["status"], metadata["last_result"] = "RUNNING", before_last
+    state["trial_data"] = [[json.dumps(trial), json.dumps(metadata)]]
+    state_file.write_text(json.dumps(state))
+
+
+@pytest.mark.slow
+@uses_ray
+def test_a_resumed_run_keeps_a_trial_that_ended_after_rays_last_saved_state(tmp_path):
+    """Killed between a trial's row and Ray's next save, a driver leaves Ray an older last result;
+    resumed, the trial continues from its final checkpoint with nothing left to report. Its row,
+    its history and its one store record stand."""
+    space = write(tmp_path, "base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
+    table = run_sweep(plan_sweep(space, settings={**QUICK, "epochs": 3}, storage=str(tmp_path)), progress=False)
+    run_dir = tmp_path / "space"
+    lag_rays_state_behind_the_last_epoch(run_dir)
+    resumed = resume_sweep(str(run_dir), quiet=True)
+    pd.testing.assert_frame_equal(resumed, table)
+    assert read_history(str(run_dir))["epoch"].tolist() == [1, 2, 3]
+    assert len(list(Store(str(tmp_path / "store")))) == 1
 
 
 @pytest.mark.slow
@@ -347,7 +389,7 @@ def test_tpe_never_trains_a_network_twice_and_stops_when_nothing_new_is_left(tmp
 def test_a_trial_stopped_early_before_goes_on_from_its_stored_checkpoint(tmp_path):
     """The store holds a trial of this network, recipe and seed that early stopping ended after
     epoch 1 (a real checkpoint); asked for 2 epochs, the sweep continues it instead of starting over."""
-    from sksearch.search.store import Record, Store, trial_key
+    from sksearch.search.store import Record, trial_key
     from sksearch.train import train
 
     one = write(tmp_path, "base: sknet26\nknobs:\n  branches: {grid: [K3+K5]}\nrecipe: smoke\n", "one.yaml")
@@ -376,7 +418,7 @@ def test_a_stored_failure_answers_an_optuna_suggestion_as_failed_without_a_launc
     """Every network of the space stored as diverged (training is deterministic per seed): TPE's
     suggestions are each told failed, as a grid sweep answers them, and none is launched."""
     from sksearch.search.searchers import search_setup
-    from sksearch.search.store import Record, Store, trial_key
+    from sksearch.search.store import Record, trial_key
 
     plan = plan_sweep(SPACES / "smoke.yaml", settings=QUICK, storage=str(tmp_path), algorithm="tpe", num_samples=4)
     for index, candidate in enumerate(plan.candidates):

@@ -18,6 +18,7 @@ from ray.tune import Callback
 
 from sksearch.files import check_free_space, is_uri
 from sksearch.runfiles import (
+    HISTORY_COLUMNS,
     ray_trial_states,
     read_history,
     read_trials,
@@ -47,6 +48,15 @@ class TableCallback(Callback):
         self.run_dir = plan.run_dir
         self.rows: dict[str, dict[str, Any]] = {}
         self.ended: set[str] = set()  # trials Tune completed (or stopped) or errored in this driver
+        self.received: dict[str, list[dict[str, Any]]] = {}  # trial id -> its epochs' reports, as received
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray saves the callback in the run's state: the reports it received are not state (the
+        trials' result logs hold them)."""
+        return {**self.__dict__, "received": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"received": {}, **state})  # (a run saved before there was `received`)
 
     def _follow(self, trials) -> None:
         """Write where the trials are: Ray restores this callback from the run folder with the path
@@ -89,22 +99,50 @@ class TableCallback(Callback):
     def _record(self, trial) -> None:
         self._follow([trial])
         self._load()
+        if self._ended_before(trial):
+            return
         self.rows[trial.trial_id] = self._row(trial)
         write_trials(self.run_dir, self.rows.values())
-        self._store(trial, trial_history(trial))
+        self._store(trial, self._history(trial))
+
+    def _history(self, trial) -> list[dict[str, Any]]:
+        return trial_history(trial, self.received.get(trial.trial_id, ()))
+
+    def _ended_before(self, trial) -> bool:
+        """Whether an earlier driver recorded this trial ending after more epochs than Ray's saved
+        state holds. Killed between the two, it left Ray an older last result, and the trial, resumed
+        from its final checkpoint, has nothing left to report: its row and store record stand."""
+        row = self.rows.get(trial.trial_id)
+        ended = row is not None and row.get("status") in ("completed", "stopped", "failed")
+        return ended and int(row.get("epochs") or 0) > int((trial.last_result or {}).get("epoch") or 0)
+
+    def _network(self, trial) -> tuple:
+        """(spec, recipe) the trial trained."""
+        point, seed = self.plan.point_and_seed(trial.config)
+        return self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed)
 
     def _store(self, trial, history: list[dict[str, Any]]) -> None:
         """The trial's immutable record in the trial store (sksearch.search.store)."""
-        point, seed = self.plan.point_and_seed(trial.config)
-        spec, recipe = self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed)
+        spec, recipe = self._network(trial)
         Store(self.plan.store_location).put(Record(trial_key(spec, recipe), self.rows[trial.trial_id], tuple(history)))
         trial_claim(
             self.plan.store_location, self.plan.name, spec, recipe, trial.trial_id
         ).release()  # a sweep waiting on it reads the record
 
+    def _recorded_history(self, trial) -> list[dict[str, Any]]:
+        """The history in the store record of the trial's row (an earlier driver's), else its result log's."""
+        row = self.rows[trial.trial_id]
+        for record in Store(self.plan.store_location).records(trial_key(*self._network(trial))):
+            if record.row.get("trial_id") == trial.trial_id and record.row.get("checkpoint") == row.get("checkpoint"):
+                return list(record.history)
+        return self._history(trial)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        """Stop the sweep, in one line, before its storage is full: past that point Ray writes its
-        state and checkpoints half-way and the sweep could not be resumed."""
+        """Keep the epoch's report (the trial's result log in the run folder can lag behind it when
+        the trial ends). Stop the sweep, in one line, before its storage is full: past that point Ray
+        writes its state and checkpoints half-way and the sweep could not be resumed."""
+        report = {name: result[name] for name in HISTORY_COLUMNS if name in result}
+        self.received.setdefault(trial.trial_id, []).append(report)
         if not is_uri(self.run_dir):
             check_free_space(self.run_dir, checkpoint_bytes(trial))
 
@@ -137,7 +175,10 @@ class TableCallback(Callback):
         and the history of all of them, both written whole."""
         history = []
         for trial in trials:
-            epochs = trial_history(trial)
+            if self._ended_before(trial):
+                history.extend(self._recorded_history(trial))
+                continue
+            epochs = self._history(trial)
             if trial.status in ("TERMINATED", "ERROR") and finished(trial):
                 self.rows[trial.trial_id] = self._row(trial)
                 self._store(trial, epochs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.tune import TuneError
@@ -67,11 +67,13 @@ def checkpoint_bytes(trial) -> int:
     return sum(entry.stat().st_size for entry in os.scandir(trial.checkpoint.path) if entry.is_file())
 
 
-def trial_history(trial) -> list[dict[str, Any]]:
+def trial_history(trial, received: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
     """Per-epoch metrics from the trial's own result log (persisted by Ray, so a resumed run has
-    them all): one row per epoch, the last report of it (a trial that lost its checkpoint and was
+    them all) and the reports this driver `received` (the log in the run folder can lag a report
+    behind them): one row per epoch, the last report of it (a trial that lost its checkpoint and was
     trained again from epoch 0 reported its first epochs twice; the earlier attempt is stale)."""
-    by_epoch = {record.get("epoch"): record for record in reported_results(trial)}
+    records = [*reported_results(trial), *(record for record in received if _is_epoch_report(record))]
+    by_epoch = {record.get("epoch"): record for record in records}
     return [
         {"trial_id": trial.trial_id, **{k: record.get(k) for k in HISTORY_COLUMNS}}
         for _, record in sorted(by_epoch.items(), key=lambda item: item[0] or 0)
@@ -90,9 +92,13 @@ def reported_results(trial) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue
-        if "top1_err" in record:
+        if _is_epoch_report(record):
             records.append(record)
     return records
+
+
+def _is_epoch_report(record: Mapping[str, Any]) -> bool:
+    return "top1_err" in record
 
 
 def storage_fault(text: str) -> StorageError | None:
