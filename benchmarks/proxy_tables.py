@@ -79,17 +79,23 @@ def run_or_resume(space: Path, name: str, runs: Path, seeds: list[int], **overri
         run_sweep(plan, num_cpus=2, progress=True)
 
 
-def finished_trials(run_dir: Path) -> bool:
-    """Whether the sweep in `run_dir` ran every trial its plan holds to the end."""
+def trial_counts(run_dir: Path) -> tuple[int, int] | None:
+    """(trials with a result, trials planned) of the sweep in `run_dir`; None before it started."""
     from sksearch.runfiles import read_trials
     from sksearch.schema import RESULT_STATUSES
     from sksearch.search import load_plan
 
     if not (run_dir / "sweep.json").exists():
-        return False
+        return None
     table = read_trials(str(run_dir))
-    done = table["status"].isin(RESULT_STATUSES).all() if len(table) else False
-    return bool(done) and len(table) == load_plan(str(run_dir)).total_trials
+    finished = int(table["status"].isin(RESULT_STATUSES).sum()) if len(table) else 0
+    return finished, load_plan(str(run_dir)).total_trials
+
+
+def finished_trials(run_dir: Path) -> bool:
+    """Whether the sweep in `run_dir` ran every trial its plan holds to the end."""
+    counts = trial_counts(run_dir)
+    return counts is not None and counts[0] == counts[1]
 
 
 def main() -> None:

@@ -117,18 +117,10 @@ def copy_tables(run_dirs: list[Path], out: Path) -> None:
 
 def progress(run_dirs: list[Path]) -> dict[str, dict[str, int]]:
     """Trials with a result and trials planned, per sweep started so far."""
-    from sksearch.runfiles import read_trials
-    from sksearch.schema import RESULT_STATUSES
-    from sksearch.search import load_plan
+    from benchmarks.proxy_tables import trial_counts
 
-    return {
-        run_dir.name: {
-            "finished": int(read_trials(str(run_dir))["status"].isin(RESULT_STATUSES).sum()),
-            "trials": load_plan(str(run_dir)).total_trials,
-        }
-        for run_dir in run_dirs
-        if (run_dir / "sweep.json").exists()
-    }
+    counts = {run_dir.name: trial_counts(run_dir) for run_dir in run_dirs}
+    return {name: {"finished": c[0], "trials": c[1]} for name, c in counts.items() if c is not None}
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 Markers (pyproject.toml): `ray` (starts a local Ray instance), `slow` (a sweep beyond the quick
 loop's, 10 s or more on 2 cores, or a long check's cases beyond the quick loop's sample), `cluster`
-(starts a multi-node Ray cluster). `pytest -m "not slow"` is the quick loop; the README's command
-runs everything.
+(starts a multi-node Ray cluster), `faults` (the fault suite: real `sksearch` drivers under injected
+crashes). `pytest -m "not slow"` is the quick loop, `-m "not faults"` everything but the fault
+suite; the README's command (CI's) runs everything.
 
 The suite runs on pytest-xdist workers, one per core (pyproject's addopts; `-n 0` runs it in one
 process), a whole module to a worker (`--dist loadfile`), so a module's fixtures (a Ray instance, a
