@@ -7,8 +7,9 @@ crashes). `pytest -m "not slow"` is the quick loop, `-m "not faults"` everything
 suite; the README's command (CI's) runs everything.
 
 The suite runs on pytest-xdist workers, one per core (pyproject's addopts; `-n 0` runs it in one
-process), a whole module to a worker (`--dist loadfile`), so a module's fixtures (a Ray instance, a
-finished sweep) are made once. The fault suite is three modules by kind of fault for that reason.
+process), a whole module to a worker (`--dist loadfile`), so a module's fixtures (a finished sweep)
+are made once; a worker's in-process sweeps share one Ray instance. The fault suite is three
+modules by kind of fault for that reason.
 Each worker computes on one OpenMP thread, so that two workers do not run four threads on two cores.
 """
 
@@ -20,9 +21,10 @@ import pytest
 import ray
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
-    """A local Ray instance of this test module's own: 2 CPUs, no dashboard; shut down after."""
+    """One local Ray instance for the test session (on xdist, for the worker's session): 2 CPUs,
+    no dashboard; shut down at its end. Every in-process sweep shares it."""
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -1,4 +1,4 @@
-"""Sweeps on a real local Ray instance (2 CPUs, no dashboard), one instance for this module."""
+"""Sweeps on a real local Ray instance (2 CPUs, no dashboard), the test session's one (conftest)."""
 
 import json
 import shutil
@@ -18,7 +18,7 @@ SPACES = Path(__file__).parents[1] / "spaces"
 QUICK = {"epochs": 2, "train_samples": 128, "val_samples": 64, "batch_size": 32}
 
 
-# Tests that run sweeps share the module's local Ray instance; the plan, live-table and refusal
+# Tests that run sweeps share the session's local Ray instance; the plan, live-table and refusal
 # tests need none (they carry no `ray` marker, so a quick `-m "not ray"` loop runs them). The quick
 # loop (`-m "not slow"`) keeps the grid sweep below (and test_results' shared one); the others are `slow`.
 uses_ray = pytest.mark.usefixtures("local_ray")
