@@ -97,20 +97,45 @@ def lag_rays_state_behind_the_last_epoch(run_dir: Path) -> None:
     state_file.write_text(json.dumps(state))
 
 
+def one_trial_run_whose_ray_state_lags(tmp_path) -> tuple[pd.DataFrame, Path]:
+    """A finished one-trial sweep (3 epochs), its table, and its run folder with Ray's state lagged."""
+    space = write(tmp_path, "base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
+    table = run_sweep(plan_sweep(space, settings={**QUICK, "epochs": 3}, storage=str(tmp_path)), progress=False)
+    lag_rays_state_behind_the_last_epoch(tmp_path / "space")
+    return table, tmp_path / "space"
+
+
 @pytest.mark.slow
 @uses_ray
 def test_a_resumed_run_keeps_a_trial_that_ended_after_rays_last_saved_state(tmp_path):
     """Killed between a trial's row and Ray's next save, a driver leaves Ray an older last result;
-    resumed, the trial continues from its final checkpoint with nothing left to report. Its row,
-    its history and its one store record stand."""
-    space = write(tmp_path, "base: sknet26\nknobs:\n  branches: K3+K5\nrecipe: smoke\n")
-    table = run_sweep(plan_sweep(space, settings={**QUICK, "epochs": 3}, storage=str(tmp_path)), progress=False)
-    run_dir = tmp_path / "space"
-    lag_rays_state_behind_the_last_epoch(run_dir)
+    resumed, the trial continues from its final checkpoint with nothing left to train. Its row, its
+    history and its one store record stand."""
+    table, run_dir = one_trial_run_whose_ray_state_lags(tmp_path)
     resumed = resume_sweep(str(run_dir), quiet=True)
     pd.testing.assert_frame_equal(resumed, table)
     assert read_history(str(run_dir))["epoch"].tolist() == [1, 2, 3]
     assert len(list(Store(str(tmp_path / "store")))) == 1
+
+
+@pytest.mark.slow
+@uses_ray
+def test_a_trial_whose_end_no_driver_recorded_ends_on_its_last_epoch_when_resumed(tmp_path):
+    """Killed after a trial's final checkpoint, before its row and store record: resumed from Ray's
+    older state, the trial trains nothing and reports its last epoch again, so it ends completed
+    with every epoch (not `stopped` at Ray's older one)."""
+    table, run_dir = one_trial_run_whose_ray_state_lags(tmp_path)
+    (run_dir / "trials.parquet").unlink()
+    store = Store(str(tmp_path / "store"))
+    for record in list(store):
+        store.remove(record)
+    resumed = resume_sweep(str(run_dir), quiet=True)
+    columns = ["trial_id", "status", "epochs", "top1_err", "top5_err", "best_top1_err"]
+    pd.testing.assert_frame_equal(resumed[columns], table[columns])
+    assert resumed["resumed_at_epoch"].iloc[0] == 3  # it trained no epoch
+    assert (Path(resumed["checkpoint"].iloc[0]) / "checkpoint.pt").exists()  # the final one, registered again
+    assert read_history(str(run_dir))["epoch"].tolist() == [1, 2, 3]
+    assert len(list(store)) == 1
 
 
 @pytest.mark.slow

@@ -50,8 +50,9 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
         if broken:  # not trained: the network is too slow on this device
             _Reporter(static, recipe.epochs, _tune_report).fail(0, broken)
             return
-    claim = trial_claim(plan.store_location, plan.name, candidate.spec, recipe, tune.get_context().get_trial_id())
-    answered = _claim_or_answer(plan, claim, trial_key(candidate.spec, recipe), recipe.epochs)
+    trial_id, key = tune.get_context().get_trial_id(), trial_key(candidate.spec, recipe)
+    claim = trial_claim(plan.store_location, plan.name, candidate.spec, recipe, trial_id)
+    answered = _claim_or_answer(plan, claim, key, recipe.epochs)
     if answered is not None:  # another sweep sharing the store trained it while this one waited
         _report_stored(answered, static)
         return
@@ -72,6 +73,8 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
 
         reporter = _Reporter(static, recipe.epochs, report_and_renew)
         result = train(candidate.spec, recipe, workdir, report=reporter)
+        if reporter.resumed_at is None and result.status == "completed" and not _recorded(plan, key, trial_id):
+            reporter.repeat_last(result, workdir / CHECKPOINT)
         reporter.finish(result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -95,6 +98,12 @@ def _claim_or_answer(plan: SweepPlan, claim: Claim, key: str, epochs: int) -> Re
         if claim.try_take():
             return None
         time.sleep(CLAIM_POLL_S)
+
+
+def _recorded(plan: SweepPlan, key: str, trial_id: str) -> bool:
+    """Whether the trial's own record is in the store (written with its row when it ended)."""
+    records = Store(plan.store_location).records(key)
+    return any(record.row.get("sweep") == plan.name and record.row.get("trial_id") == trial_id for record in records)
 
 
 def _report_stored(record: Record, static: dict[str, Any]) -> None:
@@ -189,6 +198,13 @@ class _Reporter:
         if metrics["epoch"] == self.epochs:
             payload["status"] = "completed"
         self.send(payload, checkpoint)
+
+    def repeat_last(self, result: TrialResult, checkpoint: Path) -> None:
+        """Report the last epoch again, with its checkpoint. The trial continued from its final
+        checkpoint, so it trained nothing; Ray's saved state, older (a driver killed after the last
+        epoch, before the trial's end was noted), would otherwise end it on an earlier epoch's result."""
+        self.resumed_at = len(result.history)
+        self(result.history[-1], checkpoint)
 
     def finish(self, result: TrialResult) -> None:
         if result.status == "failed":
