@@ -17,6 +17,7 @@ import pandas as pd
 from ray.tune import Callback
 
 from sksearch.files import check_free_space, is_uri
+from sksearch.recipes import Recipe
 from sksearch.runfiles import (
     HISTORY_COLUMNS,
     ray_trial_states,
@@ -37,6 +38,7 @@ from sksearch.search.ray_records import (
     trial_history,
 )
 from sksearch.search.store import Record, Store, trial_claim, trial_key
+from sksearch.spec import NetSpec
 from sksearch.validation import ConfigError
 
 
@@ -114,9 +116,9 @@ class TableCallback(Callback):
         from its final checkpoint, has nothing left to report: its row and store record stand."""
         row = self.rows.get(trial.trial_id)
         ended = row is not None and row.get("status") in ("completed", "stopped", "failed")
-        return ended and int(row.get("epochs") or 0) > int((trial.last_result or {}).get("epoch") or 0)
+        return ended and _epochs(row.get("epochs")) > _epochs((trial.last_result or {}).get("epoch"))
 
-    def _network(self, trial) -> tuple:
+    def _network(self, trial) -> tuple[NetSpec, Recipe]:
         """(spec, recipe) the trial trained."""
         point, seed = self.plan.point_and_seed(trial.config)
         return self.plan.space.candidate(point).spec, self.plan.recipe_for(point, seed)
@@ -320,6 +322,10 @@ class LiveTable(Callback):
             f"  {row['trial_id']:12s} {row['status']:9s} epoch {row['epoch']:>3}/{epochs:<3} "
             f"{metric} {shown:>6}  GMACs {row['gmacs']:7.4f}  {row['name']}"
         )
+
+
+def _epochs(value: Any) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
 
 
 # The order statuses are counted in; Ray's PENDING / RUNNING / PAUSED read in lower case.
