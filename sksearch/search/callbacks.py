@@ -133,11 +133,10 @@ class TableCallback(Callback):
 
     def _recorded_history(self, trial) -> list[dict[str, Any]]:
         """The history in the store record of the trial's row (an earlier driver's), else its result log's."""
-        row = self.rows[trial.trial_id]
-        for record in Store(self.plan.store_location).records(trial_key(*self._network(trial))):
-            if record.row.get("trial_id") == trial.trial_id and record.row.get("checkpoint") == row.get("checkpoint"):
-                return list(record.history)
-        return self._history(trial)
+        checkpoint = self.rows[trial.trial_id].get("checkpoint")
+        key = trial_key(*self._network(trial))
+        record = Store(self.plan.store_location).record_of(key, trial_id=trial.trial_id, checkpoint=checkpoint)
+        return list(record.history) if record is not None else self._history(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         """Keep the epoch's report (the trial's result log in the run folder can lag behind it when

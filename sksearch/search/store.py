@@ -121,6 +121,11 @@ class Store:
                 self.unreadable[location] = first_line(error)
         return found
 
+    def record_of(self, key: str, **row: Any) -> Record | None:
+        """The record of `key` whose row has these values (one trial's own record), or None."""
+        matching = (record for record in self.records(key) if all(record.row.get(n) == v for n, v in row.items()))
+        return next(matching, None)
+
     def unreadable_note(self) -> str:
         """One line saying how many records could not be read ("" when none), and how to list them."""
         if not self.unreadable:

@@ -102,8 +102,7 @@ def _claim_or_answer(plan: SweepPlan, claim: Claim, key: str, epochs: int) -> Re
 
 def _recorded(plan: SweepPlan, key: str, trial_id: str) -> bool:
     """Whether the trial's own record is in the store (written with its row when it ended)."""
-    records = Store(plan.store_location).records(key)
-    return any(record.row.get("sweep") == plan.name and record.row.get("trial_id") == trial_id for record in records)
+    return Store(plan.store_location).record_of(key, sweep=plan.name, trial_id=trial_id) is not None
 
 
 def _report_stored(record: Record, static: dict[str, Any]) -> None:
