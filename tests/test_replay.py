@@ -201,3 +201,14 @@ def test_a_claim_is_made_only_where_its_interval_excludes_zero():
     low, high = found.loc[(0.25, "good", "twin"), ["ci_low", "ci_high"]]
     assert low < 0 < high and found.loc[(0.25, "good", "twin"), "verdict"] == "within noise"
     assert found.loc[(0.1, "good", "poor"), "median_difference"] == pytest.approx(0.4, abs=0.03)
+
+
+def test_the_interval_of_a_median_covers_it_and_narrows_with_repeats():
+    from sksearch.search.replay_curves import median_interval
+
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(0.9, 0.05, 10), rng.normal(0.9, 0.05, 400)
+    (low, high), (low_many, high_many) = median_interval(few), median_interval(many)
+    assert low < np.median(few) < high and low_many < 0.9 < high_many
+    assert high_many - low_many < (high - low) / 2
+    assert median_interval(np.full(50, 0.95)) == (0.95, 0.95)  # every repeat alike: the point itself

@@ -78,8 +78,6 @@ def claims(trials: pd.DataFrame, budget: float, checkpoints: tuple[float, ...] =
     hypervolume fractions over repeats, its 95% percentile-bootstrap interval (scipy.stats.bootstrap,
     the repeats of each resampled on their own, 2000 resamples, seeded), and the verdict: `beats` or
     `trails` only where the interval excludes zero, else `within noise`."""
-    from scipy import stats
-
     algorithms = list(dict.fromkeys(trials["algorithm"]))
     rows = []
     for at in (point for point in checkpoints if point <= budget + 1e-12):
@@ -87,17 +85,29 @@ def claims(trials: pd.DataFrame, budget: float, checkpoints: tuple[float, ...] =
         for first, second in itertools.combinations(algorithms, 2):
             one, other = values[first], values[second]
             difference = float(np.median(one) - np.median(other))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a degenerate sample (every repeat alike) has a point interval
-                found = stats.bootstrap((one, other), _median_difference, n_resamples=2000, method="percentile",
-                                        vectorized=True, rng=np.random.default_rng(0))  # fmt: skip
-            low, high = float(found.confidence_interval.low), float(found.confidence_interval.high)
-            if np.isnan(low):  # no spread at all: the interval is the difference itself
-                low = high = difference
+            low, high = _bootstrap_interval((one, other), _median_difference, difference)
             verdict = "beats" if low > 0 else "trails" if high < 0 else "within noise"
             rows.append({"at": at, "algorithm": first, "other": second, "median_difference": difference,
                          "ci_low": low, "ci_high": high, "verdict": verdict, "repeats": len(one)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def median_interval(values: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile-bootstrap interval of the median of `values` (one per repeat)."""
+    return _bootstrap_interval((values,), np.median, float(np.median(values)))
+
+
+def _bootstrap_interval(samples: tuple[np.ndarray, ...], statistic, estimate: float) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of `statistic` (each sample resampled on its own, 2000
+    resamples, seeded); a sample without spread gives the point `estimate`."""
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a degenerate sample (every repeat alike) has a point interval
+        found = stats.bootstrap(samples, statistic, n_resamples=2000, method="percentile", vectorized=True,
+                                rng=np.random.default_rng(0))  # fmt: skip
+    low, high = float(found.confidence_interval.low), float(found.confidence_interval.high)
+    return (estimate, estimate) if np.isnan(low) else (low, high)
 
 
 def _median_difference(one: np.ndarray, other: np.ndarray, axis: int = -1) -> np.ndarray:
