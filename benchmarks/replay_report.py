@@ -1,14 +1,16 @@
 """What the search algorithms reach on the committed tabulated benchmark, replayed (no training).
 
-    .venv/bin/python benchmarks/replay_report.py [--table results/sknet50_smoke ...] [--repeats 50] [--budget 0.5]
+    .venv/bin/python benchmarks/replay_report.py [--table RUN_DIR ...] [--repeats 50] [--budget 0.5]
 
 Replays random, grid, TPE, NSGA-II, ASHA (on top1_err) and MO-ASHA (on every objective) --repeats
 times each up to --budget of the table's compute, objectives top1_err and gmacs, writes the replay's
 CSVs and PNG into the first TABLE's replay/ (several run folders are one table: a network's seeds
 averaged, their costs summed), and prints, per algorithm, the fraction of the table's hypervolume
 reached at 10%, 25% and 50% of the compute (median [IQR] over repeats) and the least compute at
-which its median reaches 95%; the best median at 25% with its bootstrap interval; then the
-settings, the reference point and the claims that hold (the replay verb's summary).
+which its median reaches 95%; the best median at 25% with its bootstrap interval; how compressed
+the fractions are (one network alone, every network at the median error); then the settings, the
+reference point and the claims that hold (the replay verb's summary). TABLE defaults to the
+benchmark of `tabulate_proxy.py` (results/bench_sknet26, both seeds).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def main() -> None:
     from sksearch.search.replay_curves import CHECKPOINTS, anytime, summary_lines, write_replay
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", nargs="+", default=[str(ROOT / "results" / "sknet50_smoke")])
+    bench = ROOT / "results" / "bench_sknet26"
+    parser.add_argument("--table", nargs="+", default=[str(bench / "bench26"), str(bench / "bench26_seed1")])
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--budget", type=float, default=0.5)
     args = parser.parse_args()
@@ -54,6 +57,7 @@ def main() -> None:
         least = f"{reached['at'].iloc[0]:.0%}" if len(reached) else f"not within {args.budget:.0%}"
         print(f"| {algorithm} | " + " | ".join(cells) + f" | {least} |")
     print(_best_at_quarter(trials))
+    print(_band(table))
     print("\n".join(summary_lines(trials, table, args.budget, ReplaySettings.for_table(table))))
 
 
@@ -68,6 +72,18 @@ def _best_at_quarter(trials) -> str:
     verdict = "met" if low >= 0.95 else "not met" if high < 0.95 else "not shown (the interval spans it)"
     return (f"best median at 25% of the compute: {best} {medians[best]:.3f} (95% bootstrap interval of the "
             f"median [{low:.3f}, {high:.3f}]); goal >= 0.95: {verdict}")  # fmt: skip
+
+
+def _band(table) -> str:
+    """How compressed the hypervolume fractions are on this table: what one network alone, and every
+    network given the median error, reach (an algorithm's fraction is read against these)."""
+    values = np.array([network.values(table.objectives, network.epochs) for network in table.networks])
+    whole = table.hypervolume(values)
+    single = max(table.hypervolume([point]) for point in values) / whole
+    median = values.copy()
+    median[:, 0] = np.median(values[:, 0])
+    return (f"the band: the best single network alone reaches {single:.3f} of the table's hypervolume; "
+            f"every network given the median error, {table.hypervolume(median) / whole:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":
