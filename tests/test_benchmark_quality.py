@@ -37,3 +37,15 @@ def test_rung_correlation_with_the_final_error():
         pd.DataFrame({"trial_id": finals["trial_id"], "epoch": 4, "top1_err": finals["top1_err"] + 5}),  # same order
     ])  # fmt: skip
     assert rung_spearman(history, finals, epochs=16) == {"1": pytest.approx(-1.0), "4": pytest.approx(1.0)}
+
+
+def test_the_committed_benchmarks_figures_follow_from_its_committed_tables():
+    import json
+    from pathlib import Path
+
+    from benchmarks.tabulate_proxy import targets
+
+    bench = Path(__file__).parents[1] / "results" / "bench_sknet26"
+    committed = json.loads((bench / "targets.json").read_text())
+    assert json.loads(json.dumps(targets([bench / "bench26", bench / "bench26_seed1"]))) == committed
+    assert committed["networks"] >= 48 and committed["runs"] - committed["networks"] >= 12  # the sizes
