@@ -23,7 +23,7 @@ from sksearch.cli import build_parser, main
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-COMMITTED = ["proxy", "sknet50_smoke", "paper"]  # results/ folders the examples read
+COMMITTED = ["proxy", "bench_sknet26", "paper"]  # results/ folders the examples read
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _COMMAND = re.compile(r"^(?:\$ |\.venv/bin/)?(sksearch\s.*)$")
 
