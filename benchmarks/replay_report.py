@@ -77,11 +77,10 @@ def _best_at_quarter(trials) -> str:
 def _band(table) -> str:
     """How compressed the hypervolume fractions are on this table: what one network alone, and every
     network given the median error, reach (an algorithm's fraction is read against these)."""
-    values = np.array([network.values(table.objectives, network.epochs) for network in table.networks])
-    whole = table.hypervolume(values)
-    single = max(table.hypervolume([point]) for point in values) / whole
-    median = values.copy()
-    median[:, 0] = np.median(values[:, 0])
+    whole = table.full_hypervolume
+    single = max(table.hypervolume([point]) for point in table.finals) / whole
+    median = table.finals.copy()
+    median[:, 0] = np.median(median[:, 0])
     return (f"the band: the best single network alone reaches {single:.3f} of the table's hypervolume; "
             f"every network given the median error, {table.hypervolume(median) / whole:.3f}")  # fmt: skip
 

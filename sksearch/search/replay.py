@@ -82,6 +82,7 @@ class Benchmark:
     reference: list[float]
     reference_why: tuple[str, ...] = ()
     signs: np.ndarray = field(init=False)
+    finals: np.ndarray = field(init=False)  # each network's final objective values, one row per network
     full_hypervolume: float = field(init=False)
     total_seconds: float = field(init=False)  # every network's every epoch
     total_epochs: int = field(init=False)
@@ -90,8 +91,8 @@ class Benchmark:
         self.signs = objective_signs(self.objectives)
         self.total_seconds = float(sum(network.epoch_seconds.sum() for network in self.networks))
         self.total_epochs = sum(network.epochs for network in self.networks)
-        finals = [network.values(self.objectives, network.epochs) for network in self.networks]
-        self.full_hypervolume = self.hypervolume(finals)
+        self.finals = np.array([network.values(self.objectives, network.epochs) for network in self.networks])
+        self.full_hypervolume = self.hypervolume(self.finals)
         self._index = {_frozen(network.point): index for index, network in enumerate(self.networks)}
         self._knobs = {knob.name: knob for knob in self.space.knobs}
 
